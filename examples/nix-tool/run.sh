@@ -1,0 +1,1 @@
+figlet-lite "built by Nix"

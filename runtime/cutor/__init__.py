@@ -1,0 +1,1 @@
+"""Cutor: run untrusted code in Docker sandboxes with Nix-built environments."""

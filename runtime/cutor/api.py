@@ -1,0 +1,164 @@
+"""The HTTP API: thin Starlette handlers over the submission store."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+from typing import Any
+
+import docker
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from cutor import keys
+from cutor.builds import EnvironmentRecord
+from cutor.errors import ClientError, InvalidRequest, NotFound, PayloadTooLarge, StorageError
+from cutor.models import SubmissionRequest
+from cutor.settings import Settings
+from cutor.storage import ObjectStore
+from cutor.submissions import SubmissionStore
+
+logger = logging.getLogger(__name__)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(None, f"request body of {declared} bytes exceeds {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise PayloadTooLarge(None, f"request body exceeds {limit} bytes")
+    return bytes(body)
+
+
+def parse_submission(body: bytes) -> SubmissionRequest:
+    try:
+        document = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InvalidRequest(None, f"request body is not valid JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise InvalidRequest(None, "request body must be a JSON object")
+    try:
+        return SubmissionRequest.model_validate(document)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or None
+        message = first["msg"].removeprefix("Value error, ")
+        raise InvalidRequest(field, message) from None
+
+
+def submission_id_from(request: Request) -> str:
+    submission_id = str(request.path_params["submission_id"])
+    if not keys.SUBMISSION_ID.match(submission_id):
+        raise NotFound("id", f"no submission {submission_id!r}")
+    return submission_id
+
+
+def create_app(settings: Settings, store: ObjectStore) -> Starlette:
+    submissions = SubmissionStore(store, settings)
+
+    async def create_submission(request: Request) -> JSONResponse:
+        body = await read_body(request, settings.max_request_bytes)
+        submission = parse_submission(body)
+        state = submissions.create(submission)
+        return JSONResponse(
+            {"id": state.id, "status": state.status.value},
+            status_code=202,
+            headers={"Location": f"/submissions/{state.id}"},
+        )
+
+    async def get_submission(request: Request) -> JSONResponse:
+        submission_id = submission_id_from(request)
+        handle = submissions.load_state(submission_id)
+        if handle is None:
+            raise NotFound("id", f"no submission {submission_id!r}")
+        raw = request.query_params.get("base64", "false").lower() in ("true", "1", "yes")
+        return JSONResponse(handle.state.to_json(raw_base64=raw))
+
+    async def list_dependencies(request: Request) -> JSONResponse:
+        environments = []
+        for key in store.list_keys(keys.ENVIRONMENTS_PREFIX):
+            if key.endswith("/record.json"):
+                stored = store.get(key)
+                if stored is not None:
+                    record = EnvironmentRecord.model_validate(stored.body)
+                    environments.append(record.model_dump(mode="json"))
+        return JSONResponse({"environments": environments})
+
+    async def healthz(request: Request) -> JSONResponse:
+        checks = {"storage": _check_storage(store), "docker": _check_docker(),
+                  "nix": _check_nix()}
+        healthy = all(value == "ok" for value in checks.values())
+        return JSONResponse(checks, status_code=200 if healthy else 503)
+
+    routes = [
+        Route("/submissions", create_submission, methods=["POST"]),
+        Route("/submissions/{submission_id}", get_submission, methods=["GET"]),
+        Route("/dependencies", list_dependencies, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        exception_handlers={
+            ClientError: _client_error,
+            HTTPException: _http_error,
+            Exception: _unexpected_error,
+        },
+    )
+
+
+async def _client_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ClientError)
+    return JSONResponse(error.to_json(), status_code=error.status_code)
+
+
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, HTTPException)
+    body: dict[str, Any] = {"error": {"field": None, "message": error.detail}}
+    return JSONResponse(body, status_code=error.status_code)
+
+
+async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
+    if isinstance(error, StorageError):
+        logger.error("%s %s: storage failed: %s", request.method, request.url.path, error)
+        message = "storage is unavailable; retry later"
+        return JSONResponse({"error": {"field": None, "message": message}}, status_code=503)
+    logger.exception("%s %s failed", request.method, request.url.path)
+    body = {"error": {"field": None, "message": "internal error; see the server log"}}
+    return JSONResponse(body, status_code=500)
+
+
+def _check_storage(store: ObjectStore) -> str:
+    try:
+        store.ping()
+    except StorageError as error:
+        return f"failed: {error}"
+    return "ok"
+
+
+def _check_docker() -> str:
+    try:
+        client = docker.from_env(timeout=5)
+        client.ping()
+        client.close()
+    except docker.errors.DockerException as error:
+        return f"failed: {error}"
+    return "ok"
+
+
+def _check_nix() -> str:
+    try:
+        subprocess.run(
+            ["nix", "store", "ping", "--store", "daemon"], capture_output=True, check=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError) as error:
+        return f"failed: {error}"
+    return "ok"

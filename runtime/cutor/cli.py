@@ -1,0 +1,130 @@
+"""The ``cutor`` command: run the local stack, submit a folder, wait for the result."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+logger = logging.getLogger("cutor")
+
+FINAL = {"FINISHED", "DEPENDENCIES_FAILED", "COMPILE_FAILED", "INTERNAL_ERROR"}
+
+
+def command_up(arguments: argparse.Namespace) -> int:
+    """Start MinIO, the function runner and the API in this process, until SIGTERM."""
+    import uvicorn
+
+    from cutor.api import create_app
+    from cutor.minio_server import WEBHOOK_ARN, MinioServer, ensure_credentials
+    from cutor.runner import LocalRunner
+    from cutor.settings import Settings
+    from cutor.storage import ObjectStore
+
+    settings = Settings()
+    minio = MinioServer(settings.state_dir, settings.minio_address)
+    ensure_credentials(minio.credentials_path)
+    settings = settings.model_copy(update={"storage_endpoint": minio.endpoint})
+    store = ObjectStore(settings)
+    runner = LocalRunner(settings, store)
+    runner.start_receiver()
+    minio.start(webhook=(runner.webhook_url, runner.webhook_token))
+    store.ensure_bucket()
+    store.send_created_events_to(WEBHOOK_ARN)
+    runner.start()
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        uvicorn.run(create_app(settings, store), host=settings.api_host, port=settings.api_port,
+                    log_level="info")
+    finally:
+        runner.stop()
+        minio.stop()
+    return 0
+
+
+def read_folder(folder: Path) -> list[dict[str, str]]:
+    files = []
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or path.is_symlink():
+            continue
+        name = path.relative_to(folder).as_posix()
+        data = path.read_bytes()
+        try:
+            files.append({"name": name, "content": data.decode()})
+        except UnicodeDecodeError:
+            files.append({"name": name, "content": base64.b64encode(data).decode(),
+                          "encoding": "base64"})
+    return files
+
+
+def command_submit(arguments: argparse.Namespace) -> int:
+    """Submit a folder, poll until the submission is final, print the result."""
+    folder = Path(arguments.folder)
+    if not (folder / "run.sh").is_file():
+        print(f"cutor: {folder} has no run.sh; a submission needs one", file=sys.stderr)
+        return 2
+    body: dict[str, Any] = {"files": read_folder(folder), "args": arguments.args}
+    if arguments.stdin:
+        body["inputs"] = Path(arguments.stdin).read_text()
+    if arguments.env:
+        body["env"] = dict(item.split("=", 1) for item in arguments.env)
+    with httpx.Client(base_url=arguments.url, timeout=30) as client:
+        response = client.post("/submissions", json=body)
+        if response.status_code != 202:
+            print(f"cutor: submission rejected: {response.status_code} {response.text}",
+                  file=sys.stderr)
+            return 1
+        submission_id = response.json()["id"]
+        result = poll(client, submission_id, arguments.timeout)
+    print(json.dumps(result, indent=2))
+    return 0 if result.get("status") == "FINISHED" else 1
+
+
+def poll(client: httpx.Client, submission_id: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        result: dict[str, Any] = client.get(f"/submissions/{submission_id}").json()
+        if result.get("status") in FINAL or time.monotonic() > deadline:
+            return result
+        time.sleep(delay)
+        delay = min(delay * 1.5, 1.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cutor", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="run MinIO, the function runner and the API")
+    up.set_defaults(handler=command_up)
+
+    submit = commands.add_parser("submit", help="submit a folder and print the result")
+    submit.add_argument("folder", help="folder with run.sh and the other files")
+    submit.add_argument("args", nargs="*", help="arguments passed to run.sh")
+    submit.add_argument("--url", default="http://127.0.0.1:8000", help="API base URL")
+    submit.add_argument("--stdin", help="file whose content is the run phase's stdin")
+    submit.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="environment variable for compile.sh and run.sh; repeatable")
+    submit.add_argument("--timeout", type=float, default=600,
+                        help="seconds to wait for a final status")
+    submit.set_defaults(handler=command_submit)
+
+    arguments = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    handler = arguments.handler
+    result: int = handler(arguments)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

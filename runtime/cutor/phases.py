@@ -1,0 +1,130 @@
+"""The compile and run phases of a submission, in one fresh sandbox container."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+
+from cutor.builds import BuildResult
+from cutor.limits import Phase, PhaseLimits
+from cutor.models import COMPILE_SCRIPT, RUN_SCRIPT, PhaseResult, Status, SubmissionRecord
+from cutor.sandbox.container import CUTOR_DIR, WORK_DIR, PhaseReport, Sandbox
+from cutor.sandbox.options import ContainerSpec
+from cutor.settings import Settings
+from cutor.submissions import StateHandle
+
+logger = logging.getLogger(__name__)
+
+BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
+ENV_SCRIPT = "env.sh"
+
+
+def phase_environment(record: SubmissionRecord) -> dict[str, str]:
+    """The environment a phase starts with: a sane base, then the client's variables."""
+    return {
+        "PATH": BASE_PATH,
+        "LANG": "C.UTF-8",
+        "HOME": WORK_DIR,
+        "TMPDIR": "/tmp",
+        "USER": "sandbox",
+        "LOGNAME": "sandbox",
+        "SHELL": "/bin/bash",
+        **record.request.env,
+    }
+
+
+def phase_argv(script: str, args: list[str]) -> list[str]:
+    # The Nix environment is sourced inside the container, never on the host: it may
+    # run a shellHook, which is code the submission controls.
+    command = (
+        f"if [ -r {CUTOR_DIR}/{ENV_SCRIPT} ]; then . {CUTOR_DIR}/{ENV_SCRIPT}; fi; "
+        f"cd {WORK_DIR} || exit 126; exec /bin/bash ./{shlex.quote(script)} \"$@\""
+    )
+    return ["/bin/bash", "-c", command, script, *args]
+
+
+def to_phase_result(report: PhaseReport) -> PhaseResult:
+    return PhaseResult.from_bytes(
+        report.stdout, report.stderr, time=report.time, cpu_time=report.cpu_time,
+        memory=report.memory, exit_code=report.exit_code, signal=report.signal,
+        limit_exceeded=report.limit_exceeded,
+    )
+
+
+class PhaseRunner:
+    """Runs compile.sh (when given) and run.sh of a submission in a new container."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def container_spec(self, record: SubmissionRecord, build: BuildResult | None) -> ContainerSpec:
+        phases = [record.limits.run]
+        if record.request.file(COMPILE_SCRIPT) is not None:
+            phases.append(record.limits.compile)
+        return ContainerSpec(
+            submission_id=record.id,
+            image=self.settings.image_tag(),
+            runtime=self.settings.docker_runtime,
+            uid=self.settings.sandbox_uid,
+            memory=max(limits.memory for limits in phases),
+            processes=max(limits.processes for limits in phases),
+            # NOTE: tmpfs sizes are fixed when the container starts, so with compile.sh
+            # both phases get the larger of the two disk limits.
+            disk=max(limits.disk for limits in phases),
+            cpus=self.settings.sandbox_cpus,
+            worker_id=self.settings.worker_name(),
+            mount_nix_store=str(self.settings.nix_store_dir) if build is not None else None,
+            seccomp_profile=self.settings.seccomp_profile_path(),
+        )
+
+    def run(self, record: SubmissionRecord, build: BuildResult | None, handle: StateHandle) -> None:
+        spec = self.container_spec(record, build)
+        environment = phase_environment(record)
+        with Sandbox(spec) as sandbox:
+            sandbox.write_files(WORK_DIR, _workspace_files(record))
+            prelude = _prelude(build)
+            if prelude is not None:
+                sandbox.write_files(CUTOR_DIR, [(ENV_SCRIPT, prelude.encode(), 0o644)])
+
+            if record.request.file(COMPILE_SCRIPT) is not None:
+                compiled = self._run(sandbox, record, Phase.COMPILE, environment, b"")
+                if not compiled.succeeded:
+                    handle.update(status=Status.COMPILE_FAILED, compile=compiled)
+                    return
+                handle.update(status=Status.COMPILED, compile=compiled)
+
+            stdin = record.request.inputs.encode()
+            result = self._run(sandbox, record, Phase.RUN, environment, stdin)
+            handle.update(status=Status.FINISHED, run=result)
+
+    def _run(
+        self, sandbox: Sandbox, record: SubmissionRecord, phase: Phase,
+        environment: dict[str, str], stdin: bytes,
+    ) -> PhaseResult:
+        limits: PhaseLimits = record.limits.for_phase(phase)
+        script = COMPILE_SCRIPT if phase is Phase.COMPILE else RUN_SCRIPT
+        args = record.request.args if phase is Phase.RUN else []
+        logger.info("submission %s: %s phase starts", record.id, phase.value)
+        report = sandbox.run_phase(phase_argv(script, args), environment, stdin, limits)
+        logger.info(
+            "submission %s: %s phase ended: exit %s, signal %s, limit %s, %.3fs",
+            record.id, phase.value, report.exit_code, report.signal, report.limit_exceeded,
+            report.time,
+        )
+        return to_phase_result(report)
+
+
+def _workspace_files(record: SubmissionRecord) -> list[tuple[str, bytes, int]]:
+    files = []
+    for file in record.request.files:
+        executable = file.executable or file.name.endswith(".sh")
+        files.append((file.name, file.data(), 0o755 if executable else 0o644))
+    return files
+
+
+def _prelude(build: BuildResult | None) -> str | None:
+    if build is None or build.environment is None:
+        return None
+    from cutor.nix import Environment, shell_prelude
+
+    return shell_prelude(Environment.model_validate(build.environment), base_path=BASE_PATH)

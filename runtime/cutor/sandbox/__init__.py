@@ -1,0 +1,1 @@
+"""Sandbox containers: Docker options, the supervisor protocol, phase reports."""
