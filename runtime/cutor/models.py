@@ -130,9 +130,10 @@ class SubmissionRequest(BaseModel):
                 raise ValueError(f"value of environment variable {name!r} contains a NUL byte")
         return env
 
-    @model_validator(mode="after")
-    def _check_files(self) -> SubmissionRequest:
-        names = [file.name for file in self.files]
+    @field_validator("files")
+    @classmethod
+    def _check_files(cls, files: list[SubmissionFile]) -> list[SubmissionFile]:
+        names = [file.name for file in files]
         seen: set[str] = set()
         for name in names:
             if name in seen:
@@ -145,7 +146,7 @@ class SubmissionRequest(BaseModel):
                     raise ValueError(f"file {folder!r} is also used as a folder by {name!r}")
         if RUN_SCRIPT not in seen:
             raise ValueError(f"files must contain {RUN_SCRIPT}, the script of the run phase")
-        return self
+        return files
 
     def file(self, name: str) -> SubmissionFile | None:
         return next((file for file in self.files if file.name == name), None)

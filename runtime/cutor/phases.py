@@ -17,6 +17,8 @@ logger = logging.getLogger(__name__)
 
 BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
 ENV_SCRIPT = "env.sh"
+# Linux limits one argument to 128 KiB (MAX_ARG_STRLEN); stay well below it.
+MAX_INLINE_SCRIPT_BYTES = 100 * 1024
 
 
 def phase_environment(record: SubmissionRecord) -> dict[str, str]:
@@ -36,9 +38,17 @@ def phase_environment(record: SubmissionRecord) -> dict[str, str]:
 def phase_argv(script: str, args: list[str]) -> list[str]:
     # The Nix environment is sourced inside the container, never on the host: it may
     # run a shellHook, which is code the submission controls.
+    # The script runs as `bash -c TEXT` rather than `bash FILE` because bash (5.1 and
+    # later) then execs the last command instead of forking it, so a run.sh whose last
+    # command crashes reports that command's signal (SIGSEGV) rather than bash's exit
+    # status 139. Scripts too long for one argument run as a file.
+    quoted = shlex.quote(script)
     command = (
         f"if [ -r {CUTOR_DIR}/{ENV_SCRIPT} ]; then . {CUTOR_DIR}/{ENV_SCRIPT}; fi; "
-        f"cd {WORK_DIR} || exit 126; exec /bin/bash ./{shlex.quote(script)} \"$@\""
+        f"cd {WORK_DIR} || exit 126; "
+        f"if [ $(stat -c %s ./{quoted}) -le {MAX_INLINE_SCRIPT_BYTES} ]; then "
+        f'exec /bin/bash -c "$(< ./{quoted})" ./{quoted} "$@"; '
+        f'else exec /bin/bash ./{quoted} "$@"; fi'
     )
     return ["/bin/bash", "-c", command, script, *args]
 
@@ -78,6 +88,7 @@ class PhaseRunner:
         )
 
     def run(self, record: SubmissionRecord, build: BuildResult | None, handle: StateHandle) -> None:
+        """Run the phases; the final status is written once the container is removed."""
         spec = self.container_spec(record, build)
         environment = phase_environment(record)
         with Sandbox(spec) as sandbox:
@@ -85,17 +96,20 @@ class PhaseRunner:
             prelude = _prelude(build)
             if prelude is not None:
                 sandbox.write_files(CUTOR_DIR, [(ENV_SCRIPT, prelude.encode(), 0o644)])
+            final = self._run_phases(sandbox, record, environment, handle)
+        handle.update(status=final[0], **{final[1].value: final[2]})
 
-            if record.request.file(COMPILE_SCRIPT) is not None:
-                compiled = self._run(sandbox, record, Phase.COMPILE, environment, b"")
-                if not compiled.succeeded:
-                    handle.update(status=Status.COMPILE_FAILED, compile=compiled)
-                    return
-                handle.update(status=Status.COMPILED, compile=compiled)
-
-            stdin = record.request.inputs.encode()
-            result = self._run(sandbox, record, Phase.RUN, environment, stdin)
-            handle.update(status=Status.FINISHED, run=result)
+    def _run_phases(
+        self, sandbox: Sandbox, record: SubmissionRecord, environment: dict[str, str],
+        handle: StateHandle,
+    ) -> tuple[Status, Phase, PhaseResult]:
+        if record.request.file(COMPILE_SCRIPT) is not None:
+            compiled = self._run(sandbox, record, Phase.COMPILE, environment, b"")
+            if not compiled.succeeded:
+                return Status.COMPILE_FAILED, Phase.COMPILE, compiled
+            handle.update(status=Status.COMPILED, compile=compiled)
+        stdin = record.request.inputs.encode()
+        return Status.FINISHED, Phase.RUN, self._run(sandbox, record, Phase.RUN, environment, stdin)
 
     def _run(
         self, sandbox: Sandbox, record: SubmissionRecord, phase: Phase,

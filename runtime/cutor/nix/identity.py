@@ -1,0 +1,39 @@
+"""The id of a Nix environment: equal ids mean the same cutor.nix under the same Nix and pins."""
+
+from __future__ import annotations
+
+import hashlib
+
+# Bump when the hashed layout below changes, so that old ids stop matching new ones.
+ID_FORMAT = "cutor-nix-environment-v1"
+
+
+def normalise_cutor_nix(cutor_nix: str) -> str:
+    """Normalise cutor.nix text so that whitespace-only edits keep the same id.
+
+    Newlines become ``\\n``, trailing whitespace is removed from every line, and blank
+    lines at the start and end are dropped. Indentation and inner blank lines are kept,
+    because they can matter inside Nix's indented strings.
+    """
+    text = cutor_nix.replace("\r\n", "\n").replace("\r", "\n")
+    lines = [line.rstrip() for line in text.split("\n")]
+    while lines and not lines[0]:
+        lines.pop(0)
+    while lines and not lines[-1]:
+        lines.pop()
+    return "\n".join(lines)
+
+
+def environment_id(cutor_nix: str, nix_version: str, nix_path: str) -> str:
+    """Return the hex SHA-256 that names the environment built from ``cutor_nix``.
+
+    The hash covers, in order and each followed by a NUL byte: ``ID_FORMAT``, the Nix
+    version, the NIX_PATH (which pins nixpkgs) and the normalised cutor.nix text, all
+    encoded as UTF-8. NUL cannot occur in the version or NIX_PATH, so the fields cannot
+    run into each other.
+    """
+    digest = hashlib.sha256()
+    for field in (ID_FORMAT, nix_version, nix_path, normalise_cutor_nix(cutor_nix)):
+        digest.update(field.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
