@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from starlette.testclient import TestClient
-
 from cutor.api import create_app
 from cutor.image import sandbox_image_tag
 from cutor.minio_server import WEBHOOK_ARN, MinioServer, ensure_credentials
 from cutor.runner import LocalRunner
 from cutor.settings import Settings
 from cutor.storage import ObjectStore
+from starlette.testclient import TestClient
 
 FINAL = {"FINISHED", "DEPENDENCIES_FAILED", "COMPILE_FAILED", "INTERNAL_ERROR"}
 
@@ -82,7 +81,9 @@ class Stack:
             assert time.monotonic() < deadline, f"submission still {result['status']}"
             time.sleep(0.05)
 
-    def run(self, body: dict[str, Any], timeout: float = 120.0, raw: bool = False) -> dict[str, Any]:
+    def run(
+        self, body: dict[str, Any], timeout: float = 120.0, raw: bool = False
+    ) -> dict[str, Any]:
         return self.wait(self.submit(body), timeout, raw)
 
 

@@ -13,6 +13,7 @@ from cutor import builds, keys, leases
 from cutor.builds import BuildRequest, BuildResult, EnvironmentRecord
 from cutor.errors import NixError
 from cutor.models import PhaseResult, utc_now
+from cutor.nix import build_environment
 from cutor.settings import Settings
 from cutor.storage import ObjectStore
 
@@ -49,8 +50,6 @@ class CacheBuilder:
         return result is not None and result.generation >= request.generation
 
     def _build(self, request: BuildRequest) -> None:
-        from cutor.nix import build_environment
-
         environment_id = request.environment_id
         logger.info("building environment %s (generation %d)", environment_id, request.generation)
         try:
@@ -75,7 +74,8 @@ class CacheBuilder:
             self._write_record(environment_id, outcome.environment.store_paths,
                                outcome.environment.closure_size)
         self._write(result)
-        logger.info("environment %s built: ok=%s in %.2fs", environment_id, outcome.ok, outcome.time)
+        logger.info("environment %s built: ok=%s in %.2fs",
+                    environment_id, outcome.ok, outcome.time)
 
     def _write(self, result: BuildResult) -> None:
         # Written last: its creation event brings the executor back for the waiting

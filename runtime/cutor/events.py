@@ -43,7 +43,7 @@ class _Record(BaseModel):
 
 class _Notification(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    Records: list[_Record]  # noqa: N815
+    Records: list[_Record]
 
 
 class S3EventRecord(BaseModel):

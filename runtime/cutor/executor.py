@@ -18,15 +18,13 @@ from cutor import builds, keys, leases
 from cutor.builds import BuildRequest, BuildResult
 from cutor.errors import CutorError, PreconditionFailed, SandboxError, StorageError
 from cutor.models import PhaseResult, Status, SubmissionRecord, utc_now
+from cutor.nix import environment_id
 from cutor.phases import PhaseRunner
 from cutor.settings import Settings
 from cutor.storage import ObjectStore
 from cutor.submissions import AlreadyFinal, StateHandle, SubmissionStore
 
 logger = logging.getLogger(__name__)
-
-# Seconds a claim outlives the submission's wall limits, for container start and writes.
-CLAIM_MARGIN_SECONDS = 120.0
 
 
 @cache
@@ -36,7 +34,8 @@ def nix_version() -> str:
             ["nix", "--version"], capture_output=True, text=True, check=True, timeout=30
         )
     except (OSError, subprocess.SubprocessError) as error:
-        raise CutorError(f"cannot read the Nix version ('nix --version' failed: {error})") from error
+        message = f"cannot read the Nix version ('nix --version' failed: {error})"
+        raise CutorError(message) from error
     return completed.stdout.strip()
 
 
@@ -44,8 +43,6 @@ def environment_id_of(record: SubmissionRecord, settings: Settings) -> str | Non
     text = record.request.cutor_nix
     if text is None:
         return None
-    from cutor.nix import environment_id
-
     return environment_id(text, nix_version(), settings.nix_path)
 
 
@@ -125,7 +122,8 @@ class Executor:
     def run_submission(self, record: SubmissionRecord, build: BuildResult | None) -> None:
         claim_key = keys.submission_claim(record.id)
         wall = record.limits.compile.wall_time + record.limits.run.wall_time
-        if not leases.acquire(self.store, claim_key, self.worker_id, wall + CLAIM_MARGIN_SECONDS):
+        seconds = wall + self.settings.claim_lease
+        if not leases.acquire(self.store, claim_key, self.worker_id, seconds):
             logger.info("submission %s is claimed by another worker", record.id)
             return
         try:

@@ -109,7 +109,8 @@ class MinioServer:
                 env=environment, stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )
-        logger.info("started MinIO pid %d on %s (log: %s)", self.process.pid, self.address, log_path)
+        logger.info("started MinIO pid %d on %s (log: %s)",
+                    self.process.pid, self.address, log_path)
         self.wait_ready(timeout, log_path)
 
     def wait_ready(self, timeout: float, log_path: Path) -> None:

@@ -187,7 +187,7 @@ class PhaseResult(BaseModel):
         return cls(
             stdout=base64.b64encode(stdout).decode(),
             stderr=base64.b64encode(stderr).decode(),
-            **fields,  # type: ignore[arg-type]
+            **fields,
         )
 
     @property

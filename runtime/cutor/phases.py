@@ -8,6 +8,7 @@ import shlex
 from cutor.builds import BuildResult
 from cutor.limits import Phase, PhaseLimits
 from cutor.models import COMPILE_SCRIPT, RUN_SCRIPT, PhaseResult, Status, SubmissionRecord
+from cutor.nix import Environment, shell_prelude
 from cutor.sandbox.container import CUTOR_DIR, WORK_DIR, PhaseReport, Sandbox
 from cutor.sandbox.options import ContainerSpec
 from cutor.settings import Settings
@@ -97,7 +98,8 @@ class PhaseRunner:
             if prelude is not None:
                 sandbox.write_files(CUTOR_DIR, [(ENV_SCRIPT, prelude.encode(), 0o644)])
             final = self._run_phases(sandbox, record, environment, handle)
-        handle.update(status=final[0], **{final[1].value: final[2]})
+        status, phase, result = final
+        handle.update(status=status, phases={phase.value: result})
 
     def _run_phases(
         self, sandbox: Sandbox, record: SubmissionRecord, environment: dict[str, str],
@@ -139,6 +141,4 @@ def _workspace_files(record: SubmissionRecord) -> list[tuple[str, bytes, int]]:
 def _prelude(build: BuildResult | None) -> str | None:
     if build is None or build.environment is None:
         return None
-    from cutor.nix import Environment, shell_prelude
-
     return shell_prelude(Environment.model_validate(build.environment), base_path=BASE_PATH)

@@ -17,17 +17,17 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from cutor_functions import cache_builder as cache_builder_function
+from cutor_functions import executor as executor_function
 
 from cutor import builds, keys
 from cutor.cache_builder import CacheBuilder
 from cutor.errors import CutorError
 from cutor.events import make_event, parse_records
 from cutor.executor import Executor
-from cutor.webhook import WebhookReceiver
 from cutor.settings import Settings
 from cutor.storage import ObjectStore
-from cutor_functions import cache_builder as cache_builder_function
-from cutor_functions import executor as executor_function
+from cutor.webhook import WebhookReceiver
 
 logger = logging.getLogger(__name__)
 

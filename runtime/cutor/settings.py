@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cutor.image import sandbox_image_tag
 from cutor.limits import PhaseLimitTable, default_limit_table, maximum_limit_table
 
 MINIO_CREDENTIALS_FILE = "minio/credentials.json"
@@ -118,6 +119,4 @@ class Settings(BaseSettings):
     def image_tag(self) -> str:
         if self.sandbox_image:
             return self.sandbox_image
-        from cutor.image import sandbox_image_tag
-
         return sandbox_image_tag()

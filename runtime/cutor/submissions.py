@@ -75,13 +75,14 @@ class StateHandle:
 
     def update(
         self, *, status: Status | None = None, error: str | None = None,
-        **phases: PhaseResult | None,
+        phases: dict[str, PhaseResult] | None = None, **named: PhaseResult | None,
     ) -> None:
         """Apply changes and save them; raise AlreadyFinal if another writer finished it."""
         for _ in range(10):
             if self.state.status.is_final:
                 raise AlreadyFinal(f"submission {self.state.id} is already {self.state.status}")
-            changed = self.state.model_copy(update=_changes(status, error, phases))
+            changes = _changes(status, error, {**named, **(phases or {})})
+            changed = self.state.model_copy(update=changes)
             changed.updated_at = self.owner.clock()
             try:
                 self.etag = self.owner.store.put(

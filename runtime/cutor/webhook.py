@@ -29,7 +29,7 @@ class WebhookReceiver:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/events"
+        return f"http://{host!s}:{port}/events"
 
     def serve_forever(self, poll_interval: float) -> None:
         self.server.serve_forever(poll_interval=poll_interval)
@@ -42,14 +42,14 @@ class WebhookReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_HEAD(self) -> None:  # noqa: N802 - the name http.server dispatches to
+            def do_HEAD(self) -> None:
                 # MinIO probes the target with HEAD or GET to decide whether it is online.
                 self._reply(200)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 self._reply(200)
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 expected = f"Bearer {receiver.token}"
                 given = self.headers.get("Authorization", "")
                 if not hmac.compare_digest(given.encode(), expected.encode()):
@@ -75,7 +75,7 @@ class WebhookReceiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 logger.debug("webhook: " + format, *args)
 
         return Handler

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import io
+import json
 import queue
 import secrets
 import threading
 from typing import Any
 
 import boto3
-from minio import Minio
-
 from cutor.events import parse_records
 from cutor.minio_server import WEBHOOK_ARN, MinioServer
 from cutor.webhook import WebhookReceiver
+from minio import Minio
+
 from tests.conftest import free_address
 
 
@@ -26,8 +27,6 @@ def s3_client(server: MinioServer) -> Any:
 
 
 def server_credentials(server: MinioServer) -> tuple[str, str]:
-    import json
-
     stored = json.loads(server.credentials_path.read_text())
     return stored["access_key"], stored["secret_key"]
 

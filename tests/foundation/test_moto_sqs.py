@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import boto3
-from moto import mock_aws
-
 from cutor.events import parse_records
+from moto import mock_aws
 
 
 @mock_aws

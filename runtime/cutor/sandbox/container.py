@@ -184,7 +184,8 @@ class Sandbox:
 
     def _oom_killed(self) -> bool:
         completed = subprocess.run(
-            ["docker", "inspect", "--format", "{{.State.OOMKilled}} {{.State.ExitCode}}", self.name],
+            ["docker", "inspect", "--format", "{{.State.OOMKilled}} {{.State.ExitCode}}",
+             self.name],
             capture_output=True, text=True, check=False,
         )
         oom_killed, _, exit_code = completed.stdout.strip().partition(" ")
