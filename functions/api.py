@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from starlette.applications import Starlette
-
 from cutor.api import create_app
 from cutor.settings import Settings
 from cutor.storage import ObjectStore
+from starlette.applications import Starlette
 
 
 def make_app() -> Starlette:
