@@ -22,7 +22,10 @@ if [ -f "$PID_FILE" ] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null && healthy; th
     log "the stack is already running (pid $(cat "$PID_FILE")); 'make down' stops it"
 else
     log "starting the stack (log: $LOG_FILE)"
-    CUTOR_STATE_DIR="$STATE_DIR" setsid nohup "$ROOT/.venv/bin/cutor" up >>"$LOG_FILE" 2>&1 </dev/null &
+    # Open mode: no API keys, which the API allows only on a loopback address. Set
+    # CUTOR_AUTH_MODE=keys and create keys with `.venv/bin/cutor keys create NAME` to
+    # require them.
+    CUTOR_AUTH_MODE=${CUTOR_AUTH_MODE:-open} CUTOR_STATE_DIR="$STATE_DIR" setsid nohup "$ROOT/.venv/bin/cutor" up >>"$LOG_FILE" 2>&1 </dev/null &
     echo $! >"$PID_FILE"
     wait_for "the Cutor API at $API_URL" 120 healthy
 fi

@@ -40,6 +40,7 @@ def make_settings(state_dir: Path, endpoint: str, **overrides: Any) -> Settings:
         "webhook_address": free_address(),
         "sandbox_image": sandbox_image_tag(),
         "sweep_interval": 2.0,
+        "auth_mode": "open",
     }
     values.update(overrides)
     return Settings(**values)
@@ -48,10 +49,12 @@ def make_settings(state_dir: Path, endpoint: str, **overrides: Any) -> Settings:
 class Stack:
     """MinIO, the runner and the API of one test session, sharing one bucket."""
 
-    def __init__(self, state_dir: Path, runtime: str) -> None:
+    def __init__(self, state_dir: Path, runtime: str, **overrides: Any) -> None:
         self.minio = MinioServer(state_dir, free_address())
         ensure_credentials(self.minio.credentials_path)
-        self.settings = make_settings(state_dir, self.minio.endpoint, docker_runtime=runtime)
+        self.settings = make_settings(
+            state_dir, self.minio.endpoint, docker_runtime=runtime, **overrides
+        )
         self.store = ObjectStore(self.settings)
         self.runner = LocalRunner(self.settings, self.store)
         self.runner.start_receiver()

@@ -16,6 +16,15 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from cutor import keys
+from cutor.auth import (
+    LOOPBACK_HOSTS,
+    ApiKey,
+    RateLimiter,
+    TooManyRequests,
+    Unauthorized,
+    authenticate,
+    check_concurrency,
+)
 from cutor.builds import EnvironmentRecord
 from cutor.errors import ClientError, InvalidRequest, NotFound, PayloadTooLarge, StorageError
 from cutor.models import SubmissionRequest
@@ -61,13 +70,37 @@ def submission_id_from(request: Request) -> str:
     return submission_id
 
 
+def check_auth_mode(settings: Settings) -> None:
+    if settings.auth_mode == "open" and settings.api_host not in LOOPBACK_HOSTS:
+        raise RuntimeError(
+            f"CUTOR_AUTH_MODE=open is allowed only on a loopback address, not on "
+            f"{settings.api_host}; set CUTOR_API_HOST=127.0.0.1 or create API keys with "
+            f"'cutor keys create'"
+        )
+    if settings.auth_mode == "open":
+        logger.warning("open mode: the API checks no API keys; it listens on %s only",
+                       settings.api_host)
+
+
 def create_app(settings: Settings, store: ObjectStore) -> Starlette:
+    check_auth_mode(settings)
     submissions = SubmissionStore(store, settings)
+    limiter = RateLimiter()
+
+    def authorize(request: Request) -> ApiKey | None:
+        if settings.auth_mode == "open":
+            return None
+        key = authenticate(store, request.headers.get("authorization"))
+        limiter.check(key)
+        return key
 
     async def create_submission(request: Request) -> JSONResponse:
+        key = authorize(request)
         body = await read_body(request, settings.max_request_bytes)
         submission = parse_submission(body)
-        state = submissions.create(submission)
+        if key is not None:
+            check_concurrency(store, key)
+        state = submissions.create(submission, owner=key.id if key else None)
         return JSONResponse(
             {"id": state.id, "status": state.status.value},
             status_code=202,
@@ -75,14 +108,19 @@ def create_app(settings: Settings, store: ObjectStore) -> Starlette:
         )
 
     async def get_submission(request: Request) -> JSONResponse:
+        key = authorize(request)
         submission_id = submission_id_from(request)
         handle = submissions.load_state(submission_id)
-        if handle is None:
+        # Another key's submission is reported as missing, so ids cannot be probed.
+        hidden = key is not None and not key.operator and handle is not None \
+            and handle.state.owner != key.id
+        if handle is None or hidden:
             raise NotFound("id", f"no submission {submission_id!r}")
         raw = request.query_params.get("base64", "false").lower() in ("true", "1", "yes")
         return JSONResponse(handle.state.to_json(raw_base64=raw))
 
     async def list_dependencies(request: Request) -> JSONResponse:
+        authorize(request)
         environments = []
         for key in store.list_keys(keys.ENVIRONMENTS_PREFIX):
             if key.endswith("/record.json"):
@@ -116,7 +154,12 @@ def create_app(settings: Settings, store: ObjectStore) -> Starlette:
 
 async def _client_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, ClientError)
-    return JSONResponse(error.to_json(), status_code=error.status_code)
+    headers = {}
+    if isinstance(error, TooManyRequests):
+        headers["Retry-After"] = str(error.retry_after)
+    if isinstance(error, Unauthorized):
+        headers["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(error.to_json(), status_code=error.status_code, headers=headers)
 
 
 async def _http_error(request: Request, error: Exception) -> JSONResponse:

@@ -6,6 +6,7 @@ import argparse
 import base64
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -50,6 +51,31 @@ def command_up(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def command_keys(arguments: argparse.Namespace) -> int:
+    """Create, list or revoke API keys in the bucket."""
+    from cutor import auth
+    from cutor.settings import Settings
+    from cutor.storage import ObjectStore
+
+    store = ObjectStore(Settings())
+    if arguments.action == "create":
+        key, text = auth.create_key(
+            store, arguments.name, operator=arguments.operator,
+            max_concurrent=arguments.max_concurrent,
+            requests_per_minute=arguments.requests_per_minute,
+        )
+        print(f"created API key {key.id} ({key.name}); it is shown only once:\n{text}")
+    elif arguments.action == "list":
+        for key in auth.list_keys(store):
+            role = "operator" if key.operator else "client"
+            print(f"{key.id}  {role:8}  {key.max_concurrent:3} concurrent  "
+                  f"{key.requests_per_minute:5}/min  {key.name}")
+    else:
+        auth.revoke_key(store, arguments.key_id)
+        print(f"revoked API key {arguments.key_id}")
+    return 0
+
+
 def read_folder(folder: Path) -> list[dict[str, str]]:
     files = []
     for path in sorted(folder.rglob("*")):
@@ -76,7 +102,8 @@ def command_submit(arguments: argparse.Namespace) -> int:
         body["inputs"] = Path(arguments.stdin).read_text()
     if arguments.env:
         body["env"] = dict(item.split("=", 1) for item in arguments.env)
-    with httpx.Client(base_url=arguments.url, timeout=30) as client:
+    headers = {"Authorization": f"Bearer {arguments.key}"} if arguments.key else {}
+    with httpx.Client(base_url=arguments.url, timeout=30, headers=headers) as client:
         response = client.post("/submissions", json=body)
         if response.status_code != 202:
             print(f"cutor: submission rejected: {response.status_code} {response.text}",
@@ -115,7 +142,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="environment variable for compile.sh and run.sh; repeatable")
     submit.add_argument("--timeout", type=float, default=600,
                         help="seconds to wait for a final status")
+    submit.add_argument("--key", default=os.environ.get("CUTOR_API_KEY"),
+                        help="API key (default: $CUTOR_API_KEY); not needed in open mode")
     submit.set_defaults(handler=command_submit)
+
+    keys_parser = commands.add_parser("keys", help="manage API keys (reads CUTOR_* settings)")
+    key_actions = keys_parser.add_subparsers(dest="action", required=True)
+    create = key_actions.add_parser("create", help="create a key and print it once")
+    create.add_argument("name", help="who or what the key is for")
+    create.add_argument("--operator", action="store_true",
+                        help="may read every submission and delete environments")
+    create.add_argument("--max-concurrent", type=int, default=8,
+                        help="unfinished submissions the key may have at once")
+    create.add_argument("--requests-per-minute", type=int, default=120,
+                        help="requests per minute the key may send")
+    key_actions.add_parser("list", help="list keys (never their secrets)")
+    revoke = key_actions.add_parser("revoke", help="delete a key")
+    revoke.add_argument("key_id", help="the id that 'list' shows")
+    keys_parser.set_defaults(handler=command_keys)
 
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO,

@@ -213,9 +213,12 @@ class SubmissionState(BaseModel):
     compile: PhaseResult | None = None
     run: PhaseResult | None = None
     error: str | None = None
+    # The API key that created the submission; never shown to clients.
+    owner: str | None = None
 
     def to_json(self, *, raw_base64: bool = False) -> dict[str, object]:
-        shown = self.model_dump(mode="json", exclude={"dependencies", "compile", "run"})
+        hidden = {"dependencies", "compile", "run", "owner"}
+        shown = self.model_dump(mode="json", exclude=hidden)
         for phase in ("dependencies", "compile", "run"):
             result: PhaseResult | None = getattr(self, phase)
             shown[phase] = None if result is None else result.to_json(raw_base64=raw_base64)

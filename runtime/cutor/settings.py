@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +43,11 @@ class Settings(BaseSettings):
     webhook_address: str = Field(
         "127.0.0.1:8001",
         description="Address of the runner's webhook, to which MinIO sends bucket events.",
+    )
+    auth_mode: Literal["keys", "open"] = Field(
+        "keys",
+        description="keys: every request needs an API key; open: none is checked, allowed "
+        "only while the API listens on a loopback address.",
     )
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -46,9 +46,11 @@ class SubmissionStore:
         record = SubmissionRecord(
             id=submission_id, created_at=now, request=request, limits=limits, owner=owner
         )
-        state = SubmissionState(id=submission_id, created_at=now, updated_at=now)
+        state = SubmissionState(id=submission_id, created_at=now, updated_at=now, owner=owner)
         self.store.put(keys.submission_state(submission_id), _dump(state), create_only=True)
         self.store.put(keys.pending(submission_id), {"created_at": now.isoformat()})
+        if owner is not None:
+            self.store.put(keys.active(owner, submission_id), {})
         self.store.put(keys.submission_request(submission_id), _dump(record), create_only=True)
         logger.info("created submission %s with %d files", submission_id, len(request.files))
         return state
@@ -96,6 +98,8 @@ class StateHandle:
             self.state = changed
             if changed.status.is_final:
                 self.owner.store.delete(keys.pending(changed.id))
+                if changed.owner is not None:
+                    self.owner.store.delete(keys.active(changed.owner, changed.id))
                 logger.info("submission %s is %s", changed.id, changed.status)
             return
         raise PreconditionFailed(f"state of submission {self.state.id} kept changing")
