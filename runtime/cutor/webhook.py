@@ -25,6 +25,7 @@ class WebhookReceiver:
         self.dispatch = dispatch
         self.server = ThreadingHTTPServer((host, int(port)), self._handler_class())
         self.server.daemon_threads = True
+        self.serving = False
 
     @property
     def url(self) -> str:
@@ -32,10 +33,14 @@ class WebhookReceiver:
         return f"http://{host!s}:{port}/events"
 
     def serve_forever(self, poll_interval: float) -> None:
+        self.serving = True
         self.server.serve_forever(poll_interval=poll_interval)
 
     def shutdown(self) -> None:
-        self.server.shutdown()
+        # socketserver's shutdown() waits for serve_forever() to return, forever if it
+        # never started.
+        if self.serving:
+            self.server.shutdown()
         self.server.server_close()
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
