@@ -104,8 +104,11 @@ class MinioServer:
         host = self.address.rsplit(":", 1)[0]
         with open(log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [str(minio_binary()), "server", "--quiet", "--address", self.address,
-                 "--console-address", f"{host}:0", str(self.data_dir)],
+                # A test run or `cutor up` killed with SIGKILL cannot stop its MinIO, so
+                # the kernel sends MinIO SIGTERM when the thread that started it dies.
+                ["setpriv", "--pdeathsig", "SIGTERM", str(minio_binary()), "server", "--quiet",
+                 "--address", self.address, "--console-address", f"{host}:0",
+                 str(self.data_dir)],
                 env=environment, stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )
