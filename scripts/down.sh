@@ -8,8 +8,16 @@ source "$ROOT/scripts/common.sh"
 
 PID_FILE="${CUTOR_STATE_DIR:-/var/lib/cutor}/cutor.pid"
 if [ -f "$PID_FILE" ] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
-    kill "$(cat "$PID_FILE")"
-    log "stopped the stack (pid $(cat "$PID_FILE"))"
+    pid=$(cat "$PID_FILE")
+    log "stopping the stack (pid $pid); running submissions finish first"
+    kill "$pid"
+    # The longest a submission may run is the maximum wall time of compile and run.
+    deadline=$((SECONDS + 660))
+    while kill -0 "$pid" 2>/dev/null; do
+        [ $SECONDS -lt $deadline ] || die "the stack (pid $pid) did not stop within 660s"
+        sleep 0.5
+    done
+    log "stopped the stack"
 else
     log "the stack is not running"
 fi

@@ -27,7 +27,15 @@ else
     # require them.
     CUTOR_AUTH_MODE=${CUTOR_AUTH_MODE:-open} CUTOR_STATE_DIR="$STATE_DIR" setsid nohup "$ROOT/.venv/bin/cutor" up >>"$LOG_FILE" 2>&1 </dev/null &
     echo $! >"$PID_FILE"
-    wait_for "the Cutor API at $API_URL" 120 healthy
+    deadline=$((SECONDS + 120))
+    until healthy; do
+        if ! kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
+            tail -n 20 "$LOG_FILE" >&2
+            die "the stack exited during start; the lines above are the end of $LOG_FILE"
+        fi
+        [ $SECONDS -lt $deadline ] || die "the Cutor API at $API_URL did not answer within 120s; see $LOG_FILE"
+        sleep 0.5
+    done
 fi
 log "API: $API_URL (MinIO credentials: $STATE_DIR/minio/credentials.json)"
 

@@ -43,8 +43,9 @@ def command_up(arguments: argparse.Namespace) -> int:
     runner.start()
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
+        # No access log: clients poll, and one line per poll would flood the log.
         uvicorn.run(create_app(settings, store), host=settings.api_host, port=settings.api_port,
-                    log_level="info")
+                    log_level="info", access_log=False)
     finally:
         runner.stop()
         minio.stop()
@@ -77,11 +78,17 @@ def command_keys(arguments: argparse.Namespace) -> int:
 
 
 def read_folder(folder: Path) -> list[dict[str, str]]:
+    """Read a folder's files; hidden ones (.git, .env, .stdin) and symlinks are skipped."""
     files = []
     for path in sorted(folder.rglob("*")):
-        if not path.is_file() or path.is_symlink():
-            continue
         name = path.relative_to(folder).as_posix()
+        if any(part.startswith(".") for part in name.split("/")):
+            continue
+        if path.is_symlink():
+            logger.warning("skipping symlink %s", name)
+            continue
+        if not path.is_file():
+            continue
         data = path.read_bytes()
         try:
             files.append({"name": name, "content": data.decode()})
@@ -103,14 +110,18 @@ def command_submit(arguments: argparse.Namespace) -> int:
     if arguments.env:
         body["env"] = dict(item.split("=", 1) for item in arguments.env)
     headers = {"Authorization": f"Bearer {arguments.key}"} if arguments.key else {}
-    with httpx.Client(base_url=arguments.url, timeout=30, headers=headers) as client:
-        response = client.post("/submissions", json=body)
-        if response.status_code != 202:
-            print(f"cutor: submission rejected: {response.status_code} {response.text}",
-                  file=sys.stderr)
-            return 1
-        submission_id = response.json()["id"]
-        result = poll(client, submission_id, arguments.timeout)
+    try:
+        with httpx.Client(base_url=arguments.url, timeout=30, headers=headers) as client:
+            response = client.post("/submissions", json=body)
+            if response.status_code != 202:
+                print(f"cutor: submission rejected: {response.status_code} {response.text}",
+                      file=sys.stderr)
+                return 1
+            submission_id = response.json()["id"]
+            result = poll(client, submission_id, arguments.timeout)
+    except httpx.HTTPError as error:
+        print(f"cutor: cannot reach the API at {arguments.url}: {error}", file=sys.stderr)
+        return 1
     print(json.dumps(result, indent=2))
     return 0 if result.get("status") == "FINISHED" else 1
 
@@ -161,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     revoke.add_argument("key_id", help="the id that 'list' shows")
     keys_parser.set_defaults(handler=command_keys)
 
-    arguments = parser.parse_args(argv)
+    # Intermixed, so that options may stand between the folder and run.sh's arguments.
+    arguments = parser.parse_intermixed_args(argv)
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -45,7 +45,8 @@ class PhaseLimits(BaseModel):
 class PhaseLimitOverrides(BaseModel):
     """A request's limits for one phase; a missing field keeps the server's default."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Strict: "5" or true is not a number of seconds.
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     wall_time: float | None = Field(None, gt=0)
     cpu_time: float | None = Field(None, gt=0)
@@ -56,7 +57,7 @@ class PhaseLimitOverrides(BaseModel):
 
 
 class LimitOverrides(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     dependencies: PhaseLimitOverrides | None = None
     compile: PhaseLimitOverrides | None = None

@@ -19,6 +19,12 @@ MAX_FILES = 1000
 MAX_NAME_BYTES = 1024
 MAX_ARGS = 1000
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_ENV = 1000
+# Linux rejects a single argument or NAME=value string of 128 KiB or more (MAX_ARG_STRLEN)
+# and all of them together beyond ARG_MAX (2 MiB with the default 8 MiB stack); the
+# total leaves room for the phase's own command line.
+MAX_ARGUMENT_BYTES = 128 * 1024 - 1
+MAX_ARGUMENTS_TOTAL_BYTES = 1024 * 1024
 
 
 def utc_now() -> datetime:
@@ -65,7 +71,7 @@ def check_file_name(name: str) -> str:
 
 
 class SubmissionFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str
     content: str
@@ -101,7 +107,7 @@ class SubmissionFile(BaseModel):
 class SubmissionRequest(BaseModel):
     """The JSON body of ``POST /submissions``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     files: list[SubmissionFile] = Field(min_length=1, max_length=MAX_FILES)
     inputs: str = ""
@@ -115,12 +121,20 @@ class SubmissionRequest(BaseModel):
         for index, arg in enumerate(args):
             if "\0" in arg:
                 raise ValueError(f"args[{index}] contains a NUL byte")
+            if len(arg.encode()) > MAX_ARGUMENT_BYTES:
+                raise ValueError(f"args[{index}] is longer than {MAX_ARGUMENT_BYTES} bytes, "
+                                 "the kernel's limit for one argument; pass it in a file")
         return args
 
     @field_validator("env")
     @classmethod
     def _check_env(cls, env: dict[str, str]) -> dict[str, str]:
+        if len(env) > MAX_ENV:
+            raise ValueError(f"env has {len(env)} variables; at most {MAX_ENV} are allowed")
         for name, value in env.items():
+            if len(f"{name}={value}".encode()) > MAX_ARGUMENT_BYTES:
+                raise ValueError(f"environment variable {name!r} is longer than "
+                                 f"{MAX_ARGUMENT_BYTES} bytes; pass its value in a file")
             if not ENV_NAME.match(name):
                 raise ValueError(
                     f"environment variable name {name!r} is invalid; use letters, digits "
@@ -147,6 +161,19 @@ class SubmissionRequest(BaseModel):
         if RUN_SCRIPT not in seen:
             raise ValueError(f"files must contain {RUN_SCRIPT}, the script of the run phase")
         return files
+
+    @model_validator(mode="after")
+    def _check_argument_total(self) -> SubmissionRequest:
+        total = sum(len(arg.encode()) + 1 for arg in self.args)
+        total += sum(len(f"{name}={value}".encode()) + 1 for name, value in self.env.items())
+        if total > MAX_ARGUMENTS_TOTAL_BYTES:
+            raise ValueError(f"args and env add up to {total} bytes; at most "
+                             f"{MAX_ARGUMENTS_TOTAL_BYTES} fit on a command line, so pass "
+                             "large values in files")
+        return self
+
+    def workspace_bytes(self) -> int:
+        return sum(len(file.data()) for file in self.files)
 
     def file(self, name: str) -> SubmissionFile | None:
         return next((file for file in self.files if file.name == name), None)

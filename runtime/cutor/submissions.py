@@ -9,8 +9,10 @@ from datetime import datetime
 from typing import Any
 
 from cutor import keys
-from cutor.errors import CutorError, PreconditionFailed
+from cutor.errors import CutorError, InvalidRequest, PreconditionFailed
+from cutor.limits import PhaseLimitTable
 from cutor.models import (
+    COMPILE_SCRIPT,
     PhaseResult,
     Status,
     SubmissionRecord,
@@ -41,6 +43,7 @@ class SubmissionStore:
         starts the executor, and by then the state and the pending index exist."""
         limits = self.settings.default_limits.merged(request.limits)
         limits.check_within(self.settings.maximum_limits, "limits")
+        _check_workspace_fits(request, limits)
         now = self.clock()
         submission_id = uuid.uuid4().hex
         record = SubmissionRecord(
@@ -110,6 +113,20 @@ class StateHandle:
             raise AlreadyFinal(f"state of submission {self.state.id} disappeared")
         self.state = SubmissionState.model_validate(stored.body)
         self.etag = stored.etag
+
+
+def _check_workspace_fits(request: SubmissionRequest, limits: PhaseLimitTable) -> None:
+    # The files are written into /work before any phase runs, so they must fit the
+    # tmpfs that the sandbox gets: the larger disk limit of the phases that run.
+    disk = limits.run.disk
+    if request.file(COMPILE_SCRIPT) is not None:
+        disk = max(disk, limits.compile.disk)
+    size = request.workspace_bytes()
+    if size > disk:
+        raise InvalidRequest(
+            "files", f"the files add up to {size} bytes, more than the {disk}-byte disk "
+            "limit of the workspace; raise limits.run.disk or send smaller files",
+        )
 
 
 def _changes(
