@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cutor.image import sandbox_image_tag
+
 from tests.conftest import Stack
 
 HELLO = {"files": [{"name": "run.sh", "content": "echo hello"}]}

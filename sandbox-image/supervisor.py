@@ -1,10 +1,17 @@
 """Cutor's in-container supervisor: PID 1 of every sandbox container.
 
-It runs as the same unprivileged user as the submission, with no capabilities, and stays
-out of the submission's reach because of two kernel rules: signals from inside a PID
-namespace reach its PID 1 only through handlers it installed (it installs none for
-SIGKILL or SIGTERM), and a non-dumpable process cannot be ptraced, nor its /proc/1/fd or
-/proc/1/mem opened, by a process without CAP_SYS_PTRACE.
+The container starts it as root with three capabilities (CAP_SETUID, CAP_SETGID,
+CAP_KILL). Before it reads any command it switches to a uid of its own, keeping CAP_KILL
+to stop the submission's processes and, in its permitted set only, CAP_SETUID and
+CAP_SETGID to start them. Every process it starts switches to the sandbox uid and drops
+all capabilities before it runs anything from the submission. Submission processes so
+never share a uid with the supervisor, and the kernel's ordinary permission checks keep
+them from signalling it, ptracing it, or opening its /proc/1/fd (whose stdout is the
+frame channel to the host) and /proc/1/mem. gVisor (runsc release-20221219) lets a
+process of the same uid do all of that to PID 1, even a non-dumpable one, so the
+separate uid is what protects the supervisor there.
+
+Usage: supervisor.py SANDBOX_UID SUPERVISOR_UID, both non-zero and different.
 
 The host drives it over the container's stdin with one JSON command per line:
   {"op": "files", "root": "/work", "files": [{"name", "data" (base64), "mode"}]}
@@ -33,6 +40,11 @@ import sys
 import time
 
 PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
+CAP_KILL = 5
+CAP_SETGID = 6
+CAP_SETUID = 7
+LINUX_CAPABILITY_VERSION_3 = 0x20080522
 READ_CHUNK = 65536
 CPU_POLL_SECONDS = 0.05
 # After the main process exits, output still queued in the pipes is collected for at
@@ -41,6 +53,16 @@ DRAIN_SECONDS = 0.2
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 out = sys.stdout.buffer
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+class CapabilityHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class CapabilityData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
 
 
 def send_frame(kind, payload):
@@ -53,12 +75,89 @@ def send_result(result):
 
 
 def make_non_dumpable():
-    libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
 
 
-def write_files(command):
+def capability_mask(*capabilities):
+    mask = 0
+    for capability in capabilities:
+        mask |= 1 << capability
+    return mask
+
+
+def set_capabilities(effective, permitted):
+    """Set this thread's effective and permitted capabilities (all below 32); no inheritable."""
+    header = CapabilityHeader(LINUX_CAPABILITY_VERSION_3, 0)
+    data = (CapabilityData * 2)(CapabilityData(effective, permitted, 0), CapabilityData(0, 0, 0))
+    if libc.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset failed")
+
+
+def become_supervisor_user(uid):
+    """Switch from root to ``uid``, keeping only what the supervisor needs.
+
+    PR_SET_KEEPCAPS keeps the permitted set across the switch from uid 0; the kernel
+    clears the effective set, and capset then enables CAP_KILL alone.
+    """
+    if os.getuid() != 0:
+        raise SystemExit(f"cutor supervisor: must start as root, not uid {os.getuid()}")
+    if libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_KEEPCAPS, 1) failed")
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+    set_capabilities(
+        effective=capability_mask(CAP_KILL),
+        permitted=capability_mask(CAP_KILL, CAP_SETUID, CAP_SETGID),
+    )
+
+
+def become_sandbox_user(uid):
+    """Switch a child to the sandbox ``uid`` and drop every capability, permitted ones too.
+
+    The switch from one non-zero uid to another leaves the capability sets as they are,
+    so the last capset is what empties them. execve then grants nothing, because the
+    container runs with no-new-privileges and the image has no setuid or file-capability
+    binaries.
+    """
+    switching = capability_mask(CAP_SETUID, CAP_SETGID)
+    set_capabilities(effective=switching, permitted=switching)
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+    set_capabilities(effective=0, permitted=0)
+
+
+def write_files(command, sandbox_uid):
+    """Write the files in a child, as the user who owns the root folder.
+
+    Files under a folder of the sandbox user (/work) belong to the submission; files
+    under the supervisor's own folder (/cutor) stay read-only for it.
+    """
+    error_r, error_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(error_r)
+        try:
+            if os.stat(command.get("root", "/work")).st_uid != os.getuid():
+                become_sandbox_user(sandbox_uid)
+            write_files_here(command)
+        except BaseException as error:  # noqa: BLE001 - the child must never return
+            os.write(error_w, f"{type(error).__name__}: {error}".encode()[:4096])
+            os._exit(1)
+        os._exit(0)
+    os.close(error_w)
+    with os.fdopen(error_r, "rb") as errors:
+        message = errors.read().decode(errors="replace")
+    _, status = os.waitpid(pid, 0)
+    if status != 0:
+        send_result({"error": message or f"file writer ended with wait status {status}"})
+    else:
+        send_result({"ok": True})
+
+
+def write_files_here(command):
     root = os.path.realpath(command.get("root", "/work"))
     for entry in command["files"]:
         name = entry["name"]
@@ -71,7 +170,6 @@ def write_files(command):
         fd = os.open(path, flags, entry.get("mode", 0o644))
         with os.fdopen(fd, "wb") as handle:
             handle.write(base64.b64decode(entry["data"]))
-    send_result({"ok": True})
 
 
 def read_counter(path, key):
@@ -101,9 +199,14 @@ def pids_max_count():
     return count
 
 
-def live_cpu_seconds():
-    """Return the CPU time of every live process but this one, from /proc/PID/stat."""
-    total = 0
+def live_usage():
+    """Return the CPU seconds and the thread count of every live process but this one.
+
+    Read from /proc/PID/stat: after the command name, utime and stime are the 12th and
+    13th fields and num_threads the 18th.
+    """
+    ticks = 0
+    threads = 0
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or entry == "1":
             continue
@@ -113,8 +216,9 @@ def live_cpu_seconds():
         except OSError:
             continue
         fields = stat[stat.rfind(")") + 2:].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / CLOCK_TICKS
+        ticks += int(fields[11]) + int(fields[12])
+        threads += int(fields[17])
+    return ticks / CLOCK_TICKS, threads
 
 
 def disk_full(paths):
@@ -134,11 +238,15 @@ def set_child_limits(limits):
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if limits.get("nproc"):
         resource.setrlimit(resource.RLIMIT_NPROC, (limits["nproc"], limits["nproc"]))
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    # An ignored signal stays ignored across execve; Python and the supervisor ignore
+    # these, and programs expect the default.
+    for number in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
+        signal.signal(number, signal.SIG_DFL)
 
 
 class Phase:
-    def __init__(self, command):
+    def __init__(self, command, sandbox_uid):
+        self.sandbox_uid = sandbox_uid
         self.limits = command["limits"]
         self.stdin_data = base64.b64decode(command.get("stdin", ""))
         self.stdin_offset = 0
@@ -146,6 +254,7 @@ class Phase:
         self.exceeded = None
         self.cpu_reaped = 0.0
         self.peak_rss = 0
+        self.peak_threads = 0
         self.main_status = None
         self.selector = selectors.DefaultSelector()
         self.oom_before = oom_kill_count()
@@ -177,6 +286,7 @@ class Phase:
                 os.dup2(fd, target)
             os.closerange(3, 65536)
             set_child_limits(self.limits)
+            become_sandbox_user(self.sandbox_uid)
             os.chdir(command.get("cwd", "/work"))
             os.execve(command["argv"][0], command["argv"], command["env"])
         except BaseException as error:  # noqa: BLE001 - the child must never return
@@ -193,7 +303,9 @@ class Phase:
                 self.stop("wall_time")
                 break
             if now >= next_cpu_check:
-                if self.cpu_reaped + live_cpu_seconds() > self.limits["cpu_time"]:
+                cpu_seconds, threads = live_usage()
+                self.peak_threads = max(self.peak_threads, threads)
+                if self.cpu_reaped + cpu_seconds > self.limits["cpu_time"]:
                     self.stop("cpu_time")
                     break
                 next_cpu_check = now + CPU_POLL_SECONDS
@@ -290,7 +402,7 @@ class Phase:
             "signal": None,
             "limit_exceeded": self.exceeded,
             "oom_kill": self.counter_grew(self.oom_before, oom_kill_count()),
-            "pids_max": self.counter_grew(self.pids_before, pids_max_count()),
+            "pids_max": self.processes_exhausted(),
             "disk_full": disk_full(["/work", "/tmp"]),
         }
         status = self.main_status
@@ -303,6 +415,18 @@ class Phase:
         if result["signal"] == "SIGXCPU" and not self.exceeded:
             result["limit_exceeded"] = "cpu_time"
         return result
+
+    def processes_exhausted(self):
+        """Return whether a fork may have failed for lack of processes, or None if unknown.
+
+        Under runc the pids cgroup counts the forks it refused. Under runsc the limit is
+        RLIMIT_NPROC (see set_child_limits), which counts no refusals, so reaching it at
+        one of the polls counts as exceeding it.
+        """
+        nproc = self.limits.get("nproc")
+        if nproc:
+            return self.peak_threads >= nproc
+        return self.counter_grew(self.pids_before, pids_max_count())
 
     @staticmethod
     def counter_grew(before, after):
@@ -328,23 +452,39 @@ def kill_all():
         pass
 
 
+def parse_uids(arguments):
+    if len(arguments) != 2 or not all(argument.isdigit() for argument in arguments):
+        raise SystemExit("usage: supervisor.py SANDBOX_UID SUPERVISOR_UID")
+    sandbox_uid, supervisor_uid = (int(argument) for argument in arguments)
+    if 0 in (sandbox_uid, supervisor_uid) or sandbox_uid == supervisor_uid:
+        raise SystemExit("cutor supervisor: the two uids must be non-zero and different")
+    return sandbox_uid, supervisor_uid
+
+
 def main():
+    sandbox_uid, supervisor_uid = parse_uids(sys.argv[1:])
+    become_supervisor_user(supervisor_uid)
     make_non_dumpable()
     wakeup_r, wakeup_w = os.pipe()
     for fd in (wakeup_r, wakeup_w):
         os.set_blocking(fd, False)
         fcntl.fcntl(fd, fcntl.F_SETFD, fcntl.FD_CLOEXEC)
-    signal.set_wakeup_fd(wakeup_w)
+    # A full wakeup pipe only means a wakeup is already pending.
+    signal.set_wakeup_fd(wakeup_w, warn_on_full_buffer=False)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    # Writing to a pipe whose reader is gone must raise EPIPE here, not kill PID 1:
+    # gVisor does not spare PID 1 from default actions the way Linux does.
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    # Python's handler would turn SIGINT into KeyboardInterrupt and end the supervisor.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     for line in sys.stdin.buffer:
         command = json.loads(line)
         try:
             if command["op"] == "files":
-                write_files(command)
+                write_files(command, sandbox_uid)
             elif command["op"] == "phase":
-                send_result(Phase(command).run(wakeup_r))
+                send_result(Phase(command, sandbox_uid).run(wakeup_r))
             else:
                 send_result({"error": f"unknown op {command['op']!r}"})
         except OSError as error:

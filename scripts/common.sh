@@ -6,6 +6,9 @@
 # proxy returned for github.com/minio/minio@latest on 2026-12-04.
 MINIO_MODULE_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 
+# Processes each Nix build user may run at once (RLIMIT_NPROC of nix-daemon's builders).
+NIX_BUILD_PROCESSES=1024
+
 log() {
     echo "cutor: $*" >&2
 }

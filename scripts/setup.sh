@@ -11,6 +11,10 @@ source "$ROOT/scripts/common.sh"
 
 [ "$(id -u)" = 0 ] || die "setup must run as root (it installs Debian packages and starts dockerd and nix-daemon)"
 
+# CI and cron-like shells may start without the Go toolchain's folder or HOME.
+export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
+export HOME=${HOME:-/root}
+
 install_debian_packages() {
     local wanted=(docker.io nix-bin busybox-static debootstrap runsc)
     local missing=()
@@ -27,25 +31,32 @@ install_debian_packages() {
 
 configure_docker() {
     # runsc gets --network=none because gVisor's own netstack would otherwise be set
-    # up for every container; Cutor sandboxes never have a network anyway.
+    # up for every container; Cutor sandboxes never have a network anyway. It gets
+    # --oci-seccomp because runsc otherwise ignores the container's seccomp profile,
+    # and Cutor's profile (cutor.sandbox.seccomp) is what blocks io_uring, user
+    # namespaces and key management inside gVisor's kernel.
     local config=/etc/docker/daemon.json
-    local wanted='{"runtimes": {"runsc": {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=none"]}}}'
     mkdir -p /etc/docker
-    if [ ! -f "$config" ] || ! python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1])).get("runtimes", {}).get("runsc") is None)' "$config" 2>/dev/null; then
-        log "registering the runsc runtime in $config"
-        if [ -f "$config" ]; then
-            python3 - "$config" <<'PY'
+    [ -f "$config" ] || echo '{}' >"$config"
+    local changed
+    changed=$(python3 - "$config" <<'PY'
 import json, sys
 path = sys.argv[1]
 config = json.load(open(path))
-config.setdefault("runtimes", {})["runsc"] = {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=none"]}
-json.dump(config, open(path, "w"), indent=2)
+wanted = {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=none", "--oci-seccomp"]}
+if config.get("runtimes", {}).get("runsc") != wanted:
+    config.setdefault("runtimes", {})["runsc"] = wanted
+    json.dump(config, open(path, "w"), indent=2)
+    print("changed")
 PY
-        else
-            echo "$wanted" >"$config"
+)
+    if [ "$changed" = changed ]; then
+        log "registered the runsc runtime in $config"
+        # A running dockerd reloads its runtimes on SIGHUP; one that is not running
+        # reads the file when start_docker starts it.
+        if [ -f /var/run/docker.pid ]; then
+            kill -HUP "$(cat /var/run/docker.pid)" 2>/dev/null || true
         fi
-        # A running dockerd reloads its runtimes on SIGHUP.
-        pkill -HUP -x dockerd 2>/dev/null || true
     fi
 }
 
@@ -65,7 +76,7 @@ configure_nix() {
     local conf=/etc/nix/nix.conf
     local wanted
     wanted=$(cat <<EOF
-# Written by Cutor's scripts/setup.sh.
+# Written by Cutor's scripts/setup.sh. nix-daemon runs with RLIMIT_NPROC=$NIX_BUILD_PROCESSES.
 build-users-group = nixbld
 sandbox = true
 sandbox-paths = /bin/sh=/bin/busybox
@@ -102,7 +113,10 @@ start_nix_daemon() {
         return
     fi
     log "starting nix-daemon (log: /var/log/cutor-nix-daemon.log)"
-    setsid nohup nix-daemon >/var/log/cutor-nix-daemon.log 2>&1 </dev/null &
+    # Builders run as nixbld users and inherit this limit on processes per user, so a
+    # fork bomb in a cutor.nix build stops there instead of exhausting the host's pids.
+    setsid nohup prlimit --nproc="$NIX_BUILD_PROCESSES" nix-daemon \
+        >/var/log/cutor-nix-daemon.log 2>&1 </dev/null &
     wait_for "nix-daemon" 30 nix_daemon_answers
 }
 

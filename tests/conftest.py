@@ -99,10 +99,34 @@ def minio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinioServer]:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def runc_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     running = Stack(tmp_path_factory.mktemp("stack-state"), "runc")
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(runc_stack: Stack) -> Stack:
+    return runc_stack
+
+
+@pytest.fixture(scope="session")
+def runsc_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A second stack whose sandboxes run under gVisor (Docker runtime runsc)."""
+    running = Stack(tmp_path_factory.mktemp("runsc-stack-state"), "runsc")
+    yield running
+    running.stop()
+
+
+RUNTIMES = ("runc", "runsc")
+
+
+@pytest.fixture(params=RUNTIMES)
+def runtime_stack(request: pytest.FixtureRequest) -> Stack:
+    """The runc stack, then the runsc stack: a test that uses this runs under both."""
+    name = "runc_stack" if request.param == "runc" else "runsc_stack"
+    running: Stack = request.getfixturevalue(name)
+    return running
 
 
 def files(**named: str) -> list[dict[str, str]]:

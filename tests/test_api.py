@@ -42,6 +42,21 @@ BAD_REQUESTS = [
      "limits.run.wall_time", "maximum"),
     ("negative limit", body_with(limits={"run": {"memory": -1}}), "limits.run.memory", ""),
     ("unknown phase", body_with(limits={"link": {}}), "limits.link", "Extra inputs"),
+    ("limit as string", body_with(limits={"run": {"wall_time": "5"}}),
+     "limits.run.wall_time", "valid number"),
+    ("limit as boolean", body_with(limits={"run": {"processes": True}}),
+     "limits.run.processes", "valid integer"),
+    ("executable as number", body_with(files=[RUN, {"name": "x", "content": "",
+                                                     "executable": 1}]),
+     "files.1.executable", "valid boolean"),
+    ("argument too long", body_with(args=["y" * 200_000]), "args", "args[0]"),
+    ("arguments too large", body_with(args=["z" * 3000] * 400), None, "command line"),
+    ("env value too long", body_with(env={"BIG": "b" * 200_000}), "env", "'BIG'"),
+    ("too many env variables", body_with(env={f"V{i}": "" for i in range(1001)}), "env",
+     "at most 1000"),
+    ("files larger than disk", body_with(files=[RUN, {"name": "blob", "content": "x" * 3_000_000}],
+                                         limits={"run": {"disk": 2 * 1024 * 1024}}),
+     "files", "disk limit"),
 ]
 
 
@@ -62,6 +77,32 @@ def test_invalid_json(stack: Stack) -> None:
                                  headers={"Content-Type": "application/json"})
     assert response.status_code == 400
     assert "not valid JSON" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("body", [
+    b'{"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    b'{"files": [], "limits": {"run": {"memory": 1' + b"0" * 5000 + b"}}}",
+    b'{"files": [{"name": "run.sh", "content": "\xff"}]}',
+], ids=["deeply nested", "5001-digit integer", "invalid utf-8"])
+def test_hostile_json_is_400(stack: Stack, body: bytes) -> None:
+    response = stack.client.post("/submissions", content=body,
+                                 headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert "not valid JSON" in response.json()["error"]["message"]
+
+
+def test_not_a_number_limit_is_400(stack: Stack) -> None:
+    body = b'{"files": [{"name": "run.sh", "content": ""}], "limits": {"run": {"cpu_time": NaN}}}'
+    response = stack.client.post("/submissions", content=body,
+                                 headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "limits.run.cpu_time"
+
+
+def test_bad_boolean_query_is_400(stack: Stack) -> None:
+    response = stack.client.get(f"/submissions/{'0' * 32}?base64=maybe")
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "base64"
 
 
 def test_json_not_an_object(stack: Stack) -> None:

@@ -7,9 +7,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-
 from cutor import auth, keys
 from cutor.api import create_app
+
 from tests.conftest import Stack
 
 BODY = {"files": [{"name": "run.sh", "content": "echo ok"}]}

@@ -18,6 +18,12 @@ MiB = 1024 * 1024
 FAST_RUN = {"run": {"wall_time": 3, "cpu_time": 2}}
 
 
+@pytest.fixture
+def stack(runtime_stack: Stack) -> Stack:
+    """Run every test of this module under runc and under runsc (gVisor)."""
+    return runtime_stack
+
+
 @dataclass
 class Case:
     name: str
@@ -92,6 +98,14 @@ CASES = [
          "FINISHED", stdout="UTF-8\n"),
     Case("subfolders", submission("cat src/lib/data.txt", {"src/lib/data.txt": "nested\n"}),
          "FINISHED", stdout="nested\n"),
+    Case("coreutils stat and ls",
+         submission("echo x > f; stat -c %s f; ls -l f | cut -c1-10; cp -a f g; cat g"),
+         "FINISHED", stdout="2\n-rw-r--r--\nx\n"),
+    Case("threads and process pool",
+         submission("python3 -c 'import multiprocessing as m, threading as t; r = []; "
+                    "h = t.Thread(target=lambda: r.append(1)); h.start(); h.join(); "
+                    "print(m.Pool(2).map(abs, [-1, -2]), r)'"),
+         "FINISHED", stdout="[1, 2] [1]\n"),
 ]
 
 
@@ -139,6 +153,20 @@ def test_output_is_byte_exact(stack: Stack) -> None:
     assert base64.b64decode(raw["run"]["stderr"]) == payload
     shown = stack.client.get(f"/submissions/{raw['id']}").json()
     assert shown["run"]["stdout"] == payload.decode("utf-8", errors="replace")
+
+
+def test_address_sanitizer_reports_leak(stack: Stack) -> None:
+    # LeakSanitizer stops the program's threads with ptrace, which the seccomp profile
+    # allows for the submission's own processes.
+    body = submission("./leak", {
+        "compile.sh": "gcc -g -fsanitize=address -o leak leak.c",
+        "leak.c": "#include <stdlib.h>\nint main(void){void *p = malloc(100); p = 0; return 0;}\n",
+    })
+    result = stack.run(body)
+    assert result["status"] == "FINISHED", result
+    assert result["run"]["exit_code"] == 1
+    assert "LeakSanitizer: detected memory leaks" in result["run"]["stderr"]
+    assert "leak.c:2" in result["run"]["stderr"]
 
 
 def test_long_lines_are_not_split(stack: Stack) -> None:

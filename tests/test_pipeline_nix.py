@@ -104,3 +104,26 @@ def test_cached_environment_is_reused(stack: Stack) -> None:
     assert first["status"] == second["status"] == "FINISHED"
     assert "will be built" in first["dependencies"]["stderr"]
     assert second["dependencies"] == first["dependencies"]
+
+
+def test_limit_failure_not_reused_with_larger_limit(stack: Stack) -> None:
+    nonce = secrets.token_hex(6)
+    slow = f"""[ (derivation {{
+      name = "slow-{nonce}"; system = builtins.currentSystem; builder = "/bin/sh";
+      args = [ "-c" "sleep 3; echo done > $out" ];
+    }}) ]"""
+    tight = with_nix(slow, "echo ran")
+    tight["limits"] = {"dependencies": {"wall_time": 1}}
+    failed = stack.run(tight)
+    assert failed["status"] == "DEPENDENCIES_FAILED"
+    assert failed["dependencies"]["limit_exceeded"] == "wall_time"
+
+    same = stack.run(tight)
+    assert same["status"] == "DEPENDENCIES_FAILED"
+    assert same["dependencies"] == failed["dependencies"]
+
+    roomy = with_nix(slow, "echo ran")
+    roomy["limits"] = {"dependencies": {"wall_time": 60}}
+    result = stack.run(roomy)
+    assert result["status"] == "FINISHED", result
+    assert result["run"]["stdout"] == "ran\n"

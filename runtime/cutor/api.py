@@ -25,8 +25,22 @@ from cutor.auth import (
     authenticate,
     check_concurrency,
 )
-from cutor.builds import EnvironmentRecord
-from cutor.errors import ClientError, InvalidRequest, NotFound, PayloadTooLarge, StorageError
+from cutor.builds import load_record
+from cutor.cache_requests import (
+    DeletionOutcome,
+    NoCacheManager,
+    ask_for_deletion,
+    ask_for_listing,
+)
+from cutor.errors import (
+    ClientError,
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    StorageError,
+)
 from cutor.models import SubmissionRequest
 from cutor.settings import Settings
 from cutor.storage import ObjectStore
@@ -50,8 +64,11 @@ async def read_body(request: Request, limit: int) -> bytes:
 def parse_submission(body: bytes) -> SubmissionRequest:
     try:
         document = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InvalidRequest(None, f"request body is not valid JSON: {error}") from None
+    except (ValueError, RecursionError) as error:
+        # ValueError covers JSONDecodeError, bad UTF-8 and integers longer than Python's
+        # 4300-digit conversion limit; RecursionError covers deeply nested arrays.
+        message = str(error) or "nested too deeply"
+        raise InvalidRequest(None, f"request body is not valid JSON: {message}") from None
     if not isinstance(document, dict):
         raise InvalidRequest(None, "request body must be a JSON object")
     try:
@@ -63,11 +80,32 @@ def parse_submission(body: bytes) -> SubmissionRequest:
         raise InvalidRequest(field, message) from None
 
 
+def _flag(request: Request, name: str) -> bool:
+    value = request.query_params.get(name, "false").lower()
+    if value not in ("true", "false", "1", "0"):
+        raise InvalidRequest(name, f"{value!r} is not a boolean; use true or false")
+    return value in ("true", "1")
+
+
 def submission_id_from(request: Request) -> str:
     submission_id = str(request.path_params["submission_id"])
     if not keys.SUBMISSION_ID.match(submission_id):
         raise NotFound("id", f"no submission {submission_id!r}")
     return submission_id
+
+
+def environment_id_from(request: Request) -> str:
+    environment_id = str(request.path_params["environment_id"])
+    if not keys.ENVIRONMENT_ID.match(environment_id):
+        raise NotFound("id", f"no environment {environment_id!r}")
+    return environment_id
+
+
+def require_operator(key: ApiKey | None) -> None:
+    """Reject a request whose API key is not an operator's; open mode has no keys to check."""
+    if key is not None and not key.operator:
+        raise Forbidden(None, f"API key {key.id} is not an operator key; deleting an "
+                              "environment needs one ('cutor keys create --operator')")
 
 
 def check_auth_mode(settings: Settings) -> None:
@@ -109,6 +147,7 @@ def create_app(settings: Settings, store: ObjectStore) -> Starlette:
 
     async def get_submission(request: Request) -> JSONResponse:
         key = authorize(request)
+        raw = _flag(request, "base64")
         submission_id = submission_id_from(request)
         handle = submissions.load_state(submission_id)
         # Another key's submission is reported as missing, so ids cannot be probed.
@@ -116,19 +155,34 @@ def create_app(settings: Settings, store: ObjectStore) -> Starlette:
             and handle.state.owner != key.id
         if handle is None or hidden:
             raise NotFound("id", f"no submission {submission_id!r}")
-        raw = request.query_params.get("base64", "false").lower() in ("true", "1", "yes")
         return JSONResponse(handle.state.to_json(raw_base64=raw))
 
     async def list_dependencies(request: Request) -> JSONResponse:
         authorize(request)
-        environments = []
-        for key in store.list_keys(keys.ENVIRONMENTS_PREFIX):
-            if key.endswith("/record.json"):
-                stored = store.get(key)
-                if stored is not None:
-                    record = EnvironmentRecord.model_validate(stored.body)
-                    environments.append(record.model_dump(mode="json"))
-        return JSONResponse({"environments": environments})
+        listing = await ask_for_listing(store, None, settings.cache_request_timeout)
+        return JSONResponse(listing.model_dump(mode="json"))
+
+    async def get_dependency(request: Request) -> JSONResponse:
+        authorize(request)
+        environment_id = environment_id_from(request)
+        if load_record(store, environment_id) is None:
+            raise NotFound("id", f"no environment {environment_id!r}")
+        listing = await ask_for_listing(store, environment_id, settings.cache_request_timeout)
+        if not listing.environments:
+            raise NotFound("id", f"no environment {environment_id!r}")
+        return JSONResponse(listing.environments[0].model_dump(mode="json"))
+
+    async def delete_dependency(request: Request) -> JSONResponse:
+        require_operator(authorize(request))
+        environment_id = environment_id_from(request)
+        if load_record(store, environment_id) is None:
+            raise NotFound("id", f"no environment {environment_id!r}")
+        answer = await ask_for_deletion(store, environment_id, settings.cache_request_timeout)
+        if answer.outcome is DeletionOutcome.NOT_FOUND:
+            raise NotFound("id", answer.message)
+        if answer.outcome is not DeletionOutcome.DELETED:
+            raise Conflict("id", answer.message)
+        return JSONResponse(answer.model_dump(mode="json"))
 
     async def healthz(request: Request) -> JSONResponse:
         checks = {"storage": _check_storage(store), "docker": _check_docker(),
@@ -140,12 +194,15 @@ def create_app(settings: Settings, store: ObjectStore) -> Starlette:
         Route("/submissions", create_submission, methods=["POST"]),
         Route("/submissions/{submission_id}", get_submission, methods=["GET"]),
         Route("/dependencies", list_dependencies, methods=["GET"]),
+        Route("/dependencies/{environment_id}", get_dependency, methods=["GET"]),
+        Route("/dependencies/{environment_id}", delete_dependency, methods=["DELETE"]),
         Route("/healthz", healthz, methods=["GET"]),
     ]
     return Starlette(
         routes=routes,
         exception_handlers={
             ClientError: _client_error,
+            NoCacheManager: _no_cache_manager,
             HTTPException: _http_error,
             Exception: _unexpected_error,
         },
@@ -160,6 +217,11 @@ async def _client_error(request: Request, error: Exception) -> JSONResponse:
     if isinstance(error, Unauthorized):
         headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(error.to_json(), status_code=error.status_code, headers=headers)
+
+
+async def _no_cache_manager(request: Request, error: Exception) -> JSONResponse:
+    body = {"error": {"field": None, "message": str(error)}}
+    return JSONResponse(body, status_code=504)
 
 
 async def _http_error(request: Request, error: Exception) -> JSONResponse:

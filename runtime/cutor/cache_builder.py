@@ -2,7 +2,8 @@
 
 One build per environment: a lease on the environment's lock object lets one worker
 build while the others return, and the result's generation tells a late duplicate event
-that the work is done.
+that the work is done. The result is written before the lock is released, so a worker
+that gets the lock afterwards always sees it.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 import logging
 
 from cutor import builds, keys, leases
-from cutor.builds import BuildRequest, BuildResult, EnvironmentRecord
-from cutor.errors import NixError
+from cutor.builds import BuildRequest, BuildResult, EnvironmentRecord, EnvironmentStatus
+from cutor.errors import CutorError, NixError
+from cutor.eviction import Evictor
 from cutor.models import PhaseResult, utc_now
-from cutor.nix import build_environment
+from cutor.nix import BuildOutcome, build_environment
 from cutor.settings import Settings
 from cutor.storage import ObjectStore
 
@@ -27,6 +29,7 @@ class CacheBuilder:
         self.settings = settings
         self.store = store
         self.worker_id = settings.worker_name()
+        self.evictor = Evictor(settings, store)
 
     def on_build_requested(self, environment_id: str) -> None:
         request = builds.load_request(self.store, environment_id)
@@ -40,18 +43,21 @@ class CacheBuilder:
             logger.info("environment %s is being built by another worker", environment_id)
             return
         try:
-            if not self._already_built(request):
-                self._build(request)
+            built = not self._already_built(request) and self._build(request)
         finally:
             leases.release(self.store, lock)
+        if built:
+            self._evict_if_over_budget(environment_id)
 
     def _already_built(self, request: BuildRequest) -> bool:
         result = builds.load_result(self.store, request.environment_id)
         return result is not None and result.generation >= request.generation
 
-    def _build(self, request: BuildRequest) -> None:
+    def _build(self, request: BuildRequest) -> bool:
+        """Build the environment and write its result; return True when the build succeeded."""
         environment_id = request.environment_id
         logger.info("building environment %s (generation %d)", environment_id, request.generation)
+        builds.update_record(self.store, environment_id, _mark_building)
         try:
             outcome = build_environment(self.settings, request.cutor_nix, request.limits)
         except NixError as error:
@@ -59,37 +65,69 @@ class CacheBuilder:
             result = builds.failed_result(
                 environment_id, request.generation, f"Nix is unavailable: {error}", platform=True
             )
+            builds.update_record(self.store, environment_id, _mark_failed)
             self._write(result)
-            return
+            return False
+
         dependencies = PhaseResult.from_bytes(
-            outcome.stdout, outcome.stderr, time=outcome.time, cpu_time=outcome.cpu_time,
-            exit_code=0 if outcome.ok else 1, limit_exceeded=outcome.limit_exceeded,
+            outcome.stdout, outcome.stderr, time=round(outcome.time, 4),
+            cpu_time=round(outcome.cpu_time, 4), exit_code=0 if outcome.ok else 1,
+            limit_exceeded=outcome.limit_exceeded,
         )
         environment = outcome.environment.model_dump(mode="json") if outcome.environment else None
         result = BuildResult(
             environment_id=environment_id, generation=request.generation, ok=outcome.ok,
             dependencies=dependencies, environment=environment, finished_at=utc_now(),
+            limits=request.limits,
         )
-        if outcome.ok and outcome.environment is not None:
-            self._write_record(environment_id, outcome.environment.store_paths,
-                               outcome.environment.closure_size)
+        self._record_outcome(environment_id, outcome)
         self._write(result)
         logger.info("environment %s built: ok=%s in %.2fs",
                     environment_id, outcome.ok, outcome.time)
+        return outcome.ok
 
     def _write(self, result: BuildResult) -> None:
         # Written last: its creation event brings the executor back for the waiting
         # submissions.
         self.store.put(keys.build_result(result.environment_id), result.model_dump(mode="json"))
 
-    def _write_record(self, environment_id: str, packages: list[str], size: int | None) -> None:
-        stored = self.store.get(keys.environment_record(environment_id))
-        record = (
-            EnvironmentRecord.model_validate(stored.body) if stored
-            else EnvironmentRecord(id=environment_id, status="built")
-        )
-        record.status = "built"
-        record.packages = packages
-        record.closure_size = size
-        record.built_at = utc_now()
-        self.store.put(keys.environment_record(environment_id), record.model_dump(mode="json"))
+    def _record_outcome(self, environment_id: str, outcome: BuildOutcome) -> None:
+        built = outcome.environment
+        if built is not None and built.id != environment_id:
+            # The GC roots are under the builder's id, where eviction would never find them.
+            logger.error("environment %s was built as %s: the executor and the builder "
+                         "compute different ids", environment_id, built.id)
+        if outcome.ok and built is not None:
+            self._write_record(environment_id, built.store_paths, built.closure_size)
+        else:
+            builds.update_record(self.store, environment_id, _mark_failed)
+
+    def _write_record(self, environment_id: str, store_paths: list[str], size: int) -> None:
+        def mark_built(record: EnvironmentRecord) -> None:
+            record.status = EnvironmentStatus.BUILT
+            record.store_paths = store_paths
+            record.closure_size = size
+            record.built_at = utc_now()
+
+        builds.update_record(self.store, environment_id, mark_built)
+
+    def _evict_if_over_budget(self, environment_id: str) -> None:
+        # The new environment's waiting markers keep it from being evicted here.
+        try:
+            self.evictor.evict_to_budget(f"after the build of environment {environment_id}")
+        except CutorError as error:
+            logger.error("eviction after the build of environment %s failed: %s",
+                         environment_id, error)
+
+
+def _mark_building(record: EnvironmentRecord) -> None:
+    record.status = EnvironmentStatus.BUILDING
+    record.build_started_at = utc_now()
+    record.build_count += 1
+
+
+def _mark_failed(record: EnvironmentRecord) -> None:
+    record.status = EnvironmentStatus.FAILED
+    record.store_paths = []
+    record.closure_size = None
+    record.built_at = utc_now()

@@ -25,6 +25,10 @@ class InvalidRequest(ClientError):
     status_code = 400
 
 
+class Forbidden(ClientError):
+    status_code = 403
+
+
 class NotFound(ClientError):
     status_code = 404
 

@@ -85,7 +85,8 @@ class Executor:
             self.run_submission(record, None)
             return
         build = builds.load_result(self.store, environment_id)
-        if build is not None and (
+        reusable = build is not None and build.failure_applies_to(record.limits.dependencies)
+        if build is not None and reusable and (
             not self._failure_expired(build) or self._waited_for(build, record.id)
         ):
             self.run_submission(record, build)
@@ -93,13 +94,13 @@ class Executor:
         self._request_build(record, environment_id, build)
 
     def _waited_for(self, build: BuildResult, submission_id: str) -> bool:
-        """Return True when the submission waited for this build, which then answers it.
+        """Return True when the submission waited for this build, so the result applies to it.
 
         A failure that expired while the submission waited for it (and a sweep brought
         the submission back) must not start yet another build.
         """
-        wanted = usage.waiting_generation(self.store, build.environment_id, submission_id)
-        return wanted is not None and wanted <= build.generation
+        awaited = usage.waiting_generation(self.store, build.environment_id, submission_id)
+        return awaited is not None and awaited <= build.generation
 
     def _fail_incomplete(self, submission_id: str, handle: StateHandle | None) -> None:
         """End a submission whose request object was never written (the API died midway)."""
@@ -162,12 +163,20 @@ class Executor:
             return
         for key in list(self.store.list_keys(keys.waiting_prefix(environment_id))):
             submission_id = key.rsplit("/", 1)[1]
-            wanted = usage.waiting_generation(self.store, environment_id, submission_id)
+            awaited = usage.waiting_generation(self.store, environment_id, submission_id)
             # A marker for a newer generation waits for a rebuild that has not finished.
-            if wanted is not None and wanted <= build.generation:
+            if awaited is not None and awaited <= build.generation:
                 self.spawn(partial(self._run_waiting, submission_id, build))
 
     def _run_waiting(self, submission_id: str, build: BuildResult) -> None:
+        try:
+            self._start_waiting(submission_id, build)
+        except CutorError as error:
+            # The submission stays pending, and the next sweep brings it back.
+            logger.error("submission %s: starting it after the build of environment %s "
+                         "failed: %s", submission_id, build.environment_id, error)
+
+    def _start_waiting(self, submission_id: str, build: BuildResult) -> None:
         record = self.submissions.load_record(submission_id)
         if record is None:
             logger.warning("submission %s waits for environment %s but has no request; "
@@ -254,8 +263,8 @@ class Executor:
         if not usage.acquire(self.store, self.settings, environment_id, store_paths,
                              submission_id=record.id, seconds=seconds):
             return False
-        # The roots go only after the final status is written (PhaseRunner.run writes
-        # it), whatever happens in between.
+        # PhaseRunner.run writes the final status before it returns. If anything raises
+        # first, the roots still go here and the caller writes INTERNAL_ERROR.
         try:
             handle.update(status=Status.DEPENDENCIES_INSTALLED, dependencies=build.dependencies)
             builds.record_use(self.store, environment_id)

@@ -46,6 +46,7 @@ def sandbox_image_tag() -> str:
         base_image_tag().encode(),
         (RECIPE_DIR / "Dockerfile").read_bytes(),
         (RECIPE_DIR / "supervisor.py").read_bytes(),
+        (RECIPE_DIR / "statx_shim.c").read_bytes(),
     )
     return f"cutor-sandbox:{layer}"
 

@@ -13,9 +13,9 @@ environments/{env}/waiting/{id} a submission waiting for that build (queued)
 environments/{env}/users/{id}   a submission running in that environment, until when
 environments/{env}/record.json  the cached environment, for listings and eviction
 cache/eviction-lock.json        which worker runs an eviction pass, until when
-listings/{id}/request.json      a listing request from the API; its creation starts the cache manager
+listings/{id}/request.json      a listing request; its creation starts the cache manager
 listings/{id}/response.json     the cache manager's answer to it
-deletions/{id}/request.json     a deletion request from the API; its creation starts the cache manager
+deletions/{id}/request.json     a deletion request; its creation starts the cache manager
 deletions/{id}/response.json    the cache manager's answer to it
 """
 

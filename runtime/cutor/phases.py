@@ -10,7 +10,7 @@ from cutor.limits import Phase, PhaseLimits
 from cutor.models import COMPILE_SCRIPT, RUN_SCRIPT, PhaseResult, Status, SubmissionRecord
 from cutor.nix import Environment, shell_prelude
 from cutor.sandbox.container import CUTOR_DIR, WORK_DIR, PhaseReport, Sandbox
-from cutor.sandbox.options import ContainerSpec
+from cutor.sandbox.options import ContainerSpec, check_host_uids, runtime_environment
 from cutor.settings import Settings
 from cutor.submissions import StateHandle
 
@@ -22,7 +22,7 @@ ENV_SCRIPT = "env.sh"
 MAX_INLINE_SCRIPT_BYTES = 100 * 1024
 
 
-def phase_environment(record: SubmissionRecord) -> dict[str, str]:
+def phase_environment(record: SubmissionRecord, runtime: str = "runc") -> dict[str, str]:
     """The environment a phase starts with: a sane base, then the client's variables."""
     return {
         "PATH": BASE_PATH,
@@ -32,6 +32,7 @@ def phase_environment(record: SubmissionRecord) -> dict[str, str]:
         "USER": "sandbox",
         "LOGNAME": "sandbox",
         "SHELL": "/bin/bash",
+        **runtime_environment(runtime),
         **record.request.env,
     }
 
@@ -42,12 +43,14 @@ def phase_argv(script: str, args: list[str]) -> list[str]:
     # The script runs as `bash -c TEXT` rather than `bash FILE` because bash (5.1 and
     # later) then execs the last command instead of forking it, so a run.sh whose last
     # command crashes reports that command's signal (SIGSEGV) rather than bash's exit
-    # status 139. Scripts too long for one argument run as a file.
+    # status 139. Scripts too long for one argument run as a file. wc measures the size
+    # with fstat, because stat(1) uses statx with a flag that runsc release-20221219
+    # rejects.
     quoted = shlex.quote(script)
     command = (
         f"if [ -r {CUTOR_DIR}/{ENV_SCRIPT} ]; then . {CUTOR_DIR}/{ENV_SCRIPT}; fi; "
         f"cd {WORK_DIR} || exit 126; "
-        f"if [ $(stat -c %s ./{quoted}) -le {MAX_INLINE_SCRIPT_BYTES} ]; then "
+        f"if [ $(wc -c < ./{quoted}) -le {MAX_INLINE_SCRIPT_BYTES} ]; then "
         f'exec /bin/bash -c "$(< ./{quoted})" ./{quoted} "$@"; '
         f'else exec /bin/bash ./{quoted} "$@"; fi'
     )
@@ -67,6 +70,10 @@ class PhaseRunner:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # Written once at startup, so that an unwritable state folder stops the worker
+        # before it takes any submission.
+        settings.seccomp_profile_path()
+        check_host_uids(settings.sandbox_uid)
 
     def container_spec(self, record: SubmissionRecord, build: BuildResult | None) -> ContainerSpec:
         phases = [record.limits.run]
@@ -91,7 +98,7 @@ class PhaseRunner:
     def run(self, record: SubmissionRecord, build: BuildResult | None, handle: StateHandle) -> None:
         """Run the phases; the final status is written once the container is removed."""
         spec = self.container_spec(record, build)
-        environment = phase_environment(record)
+        environment = phase_environment(record, self.settings.docker_runtime)
         with Sandbox(spec) as sandbox:
             sandbox.write_files(WORK_DIR, _workspace_files(record))
             prelude = _prelude(build)

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cutor.image import sandbox_image_tag
 from cutor.limits import PhaseLimitTable, default_limit_table, maximum_limit_table
+from cutor.sandbox.seccomp import write_profile as write_seccomp_profile
 
 MINIO_CREDENTIALS_FILE = "minio/credentials.json"
 
@@ -69,6 +70,12 @@ class Settings(BaseSettings):
         "only paths restricted evaluation may read.",
     )
     nix_store_dir: Path = Path("/nix/store")
+    nix_allow_fixed_output: bool = Field(
+        False,
+        description="Build fixed-output derivations (fetchurl, fetchgit) that are not in the "
+        "store yet. Nix gives those builds network access, including the host's loopback "
+        "and any metadata endpoint, so only enable it on a host where that is safe.",
+    )
 
     runner_concurrency: int = Field(
         4, description="Function invocations the local runner runs at once."
@@ -76,6 +83,22 @@ class Settings(BaseSettings):
     build_concurrency: int = Field(2, description="Nix builds that run at once.")
     failed_build_ttl: float = Field(
         300.0, description="Seconds a failed build stays cached before a submission retries it."
+    )
+    cache_max_bytes: int = Field(
+        0,
+        ge=0,
+        description="Budget of the environment cache in bytes: the NAR size of the union of "
+        "the closures of all built environments. Least recently used environments are "
+        "evicted above it. 0 means unlimited.",
+    )
+    eviction_interval: float = Field(
+        300.0, gt=0, description="Seconds between the runner's scheduled eviction passes."
+    )
+    cache_request_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds the API waits for the cache manager to respond to a listing "
+        "or deletion request before it returns 504.",
     )
     sandbox_cpus: float = Field(1.0, description="CPUs each sandbox container may use.")
     sweep_interval: float = Field(
@@ -117,10 +140,13 @@ class Settings(BaseSettings):
     def worker_name(self) -> str:
         return self.worker_id or socket.gethostname()
 
-    def seccomp_profile_path(self) -> str | None:
-        # TODO: a profile that blocks io_uring on top of Docker's default; until it
-        # exists, containers run under Docker's default seccomp profile.
-        return None
+    def seccomp_profile_path(self) -> str:
+        """Write the sandboxes' seccomp profile to the state folder; return its path.
+
+        The file is rewritten only when it is missing or differs, so calling this for
+        every container also restores a profile that was deleted while Cutor ran.
+        """
+        return str(write_seccomp_profile(self.state_dir, self.docker_runtime))
 
     def image_tag(self) -> str:
         if self.sandbox_image:

@@ -35,7 +35,10 @@ def build_environment(settings: Settings, cutor_nix: str, limits: PhaseLimits) -
     nix_version = check_nix()
     env_id = environment_id(cutor_nix, nix_version, settings.nix_path)
     transcript = process.Transcript(limits.output)
-    context = process.BuildContext(env_id, started + limits.wall_time, transcript)
+    context = process.BuildContext(
+        env_id, started + limits.wall_time, transcript,
+        allow_fixed_output=settings.nix_allow_fixed_output,
+    )
     logger.info("building Nix environment %s", env_id)
     limit: str | None = None
     environment: Environment | None = None

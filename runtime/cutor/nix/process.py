@@ -80,6 +80,7 @@ class BuildContext:
     # A time.monotonic() value.
     deadline: float
     transcript: Transcript
+    allow_fixed_output: bool = False
 
 
 def run(

@@ -135,7 +135,45 @@ def build_with_roots(
     return store_paths
 
 
+def unbuilt_fixed_output(installables: list[str], context: process.BuildContext) -> list[str]:
+    """Return the fixed-output derivations that realising ``installables`` would build.
+
+    Nix builds a fixed-output derivation with the network open (its output hash is
+    checked afterwards), so such a build could reach the host's loopback services or a
+    cloud metadata endpoint. Ones whose output is already in the store are not built.
+    """
+    drvs = sorted({item.split("!")[0] for item in installables if ".drv" in item})
+    if not drvs:
+        return []
+    argv = [find_binary("nix"), "--extra-experimental-features", "nix-command",
+            "show-derivation", "--recursive", "--", *drvs]
+    output = run_nix(argv, "nix show-derivation --recursive", context)
+    if output is None:
+        raise NixError("nix show-derivation --recursive failed on instantiated derivations")
+    fixed: dict[str, list[str]] = {}
+    for drv, entry in parse_json(output, "nix show-derivation").items():
+        outputs = entry.get("outputs", {}).values()
+        if any("hash" in value for value in outputs):
+            fixed[drv] = [value["path"] for value in outputs]
+    if not fixed:
+        return []
+    paths = [path for outputs in fixed.values() for path in outputs]
+    checked = run_nix([find_binary("nix-store"), "--check-validity", "--print-invalid", *paths],
+                      "nix-store --check-validity", context)
+    invalid = set((checked or b"").decode().split())
+    return sorted(drv for drv, outputs in fixed.items() if invalid & set(outputs))
+
+
 def _realise_into(installables: list[str], staging: Path, context: process.BuildContext) -> bool:
+    if not context.allow_fixed_output:
+        fetching = unbuilt_fixed_output(installables, context)
+        if fetching:
+            context.transcript.note(
+                "these fixed-output derivations would download during the build, and Cutor "
+                "builds have no network: " + ", ".join(fetching) + "; ask the operator to "
+                "build them on the host or set CUTOR_NIX_ALLOW_FIXED_OUTPUT=true"
+            )
+            return False
     remaining = max(context.deadline - time.monotonic(), 1.0)
     argv = [
         find_binary("nix-store"), "--realise",
