@@ -412,7 +412,10 @@ class Phase:
             result["signal"] = signal.Signals(os.WTERMSIG(status)).name
         elif status is None:
             result["signal"] = "SIGKILL"
-        if result["signal"] == "SIGXCPU" and not self.exceeded:
+        # SIGXCPU counts as the CPU limit only when the CPU time shows it: a program can
+        # also send SIGXCPU to itself.
+        used_up = self.cpu_reaped >= self.limits["cpu_time"]
+        if result["signal"] == "SIGXCPU" and not self.exceeded and used_up:
             result["limit_exceeded"] = "cpu_time"
         return result
 

@@ -62,6 +62,12 @@ CASES = [
     Case("stderr separate", submission("echo out; echo err >&2; exit 3"), "FINISHED",
          exit_code=3, stdout="out\n", stderr="err\n"),
     Case("exit 137 is not a kill", submission("exit 137"), "FINISHED", exit_code=137),
+    Case("self-sent SIGXCPU is not a limit", submission("kill -XCPU $$"), "FINISHED",
+         exit_code=None, signal="SIGXCPU"),
+    Case("fork retries until wall time",
+         submission("sleep 30 & sleep 30 & sleep 30; echo never",
+                    limits={"run": {"processes": 2, "wall_time": 3}}),
+         "FINISHED", limit="processes", extra={"any_exit": True}),
     Case("segfault", submission("./crash", {
              "compile.sh": "gcc -o crash crash.c",
              "crash.c": "int main(void){return *(volatile int*)0;}\n",

@@ -234,8 +234,13 @@ def _report_from_result(result: dict[str, Any], streams: protocol.PhaseStreams) 
 def _exceeded_limit(result: dict[str, Any]) -> LimitName | None:
     # The supervisor names the limit it enforced itself; the kernel's counters name
     # the limits that the cgroup and the tmpfs enforce.
-    if result.get("limit_exceeded"):
-        return LimitName(result["limit_exceeded"])
+    enforced = result.get("limit_exceeded")
+    # A program whose forks failed at the process limit often retries until the wall
+    # limit stops it; the process limit is the cause to report.
+    if enforced == LimitName.WALL_TIME.value and result.get("pids_max"):
+        return LimitName.PROCESSES
+    if enforced:
+        return LimitName(enforced)
     if result.get("oom_kill"):
         return LimitName.MEMORY
     if result.get("pids_max"):
