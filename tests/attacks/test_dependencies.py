@@ -14,8 +14,6 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.attacks.conftest import Canary, Planted, run_all
 from tests.conftest import Stack
 
