@@ -33,7 +33,7 @@ CUTOR_DIR = "/cutor"
 
 @dataclass
 class PhaseReport:
-    """What one phase did, as reported to the client."""
+    """The outcome of one phase, as reported to the client."""
 
     stdout: bytes
     stderr: bytes
