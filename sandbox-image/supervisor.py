@@ -199,11 +199,22 @@ def pids_max_count():
     return count
 
 
+def signal_name(number):
+    """Return a signal's name; real-time signals, which Python's enum lacks, as SIGRTMIN+n."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        if signal.SIGRTMIN <= number <= signal.SIGRTMAX:
+            return f"SIGRTMIN+{number - signal.SIGRTMIN}"
+        return f"SIG{number}"
+
+
 def live_usage():
     """Return the CPU seconds and the thread count of every live process but this one.
 
     Read from /proc/PID/stat: after the command name, utime and stime are the 12th and
-    13th fields and num_threads the 18th.
+    13th fields, cutime and cstime (children it already waited for) the 14th and 15th,
+    and num_threads the 18th.
     """
     ticks = 0
     threads = 0
@@ -216,7 +227,7 @@ def live_usage():
         except OSError:
             continue
         fields = stat[stat.rfind(")") + 2:].split()
-        ticks += int(fields[11]) + int(fields[12])
+        ticks += sum(int(value) for value in fields[11:15])
         threads += int(fields[17])
     return ticks / CLOCK_TICKS, threads
 
@@ -409,13 +420,16 @@ class Phase:
         if status is not None and os.WIFEXITED(status):
             result["exit_code"] = os.WEXITSTATUS(status)
         elif status is not None and os.WIFSIGNALED(status):
-            result["signal"] = signal.Signals(os.WTERMSIG(status)).name
+            result["signal"] = signal_name(os.WTERMSIG(status))
         elif status is None:
             result["signal"] = "SIGKILL"
         # SIGXCPU counts as the CPU limit only when the CPU time shows it: a program can
         # also send SIGXCPU to itself.
         used_up = self.cpu_reaped >= self.limits["cpu_time"]
         if result["signal"] == "SIGXCPU" and not self.exceeded and used_up:
+            result["limit_exceeded"] = "cpu_time"
+        # CPU used between the last poll and the end still counts against the limit.
+        if not result["limit_exceeded"] and self.cpu_reaped > self.limits["cpu_time"]:
             result["limit_exceeded"] = "cpu_time"
         return result
 

@@ -172,8 +172,14 @@ def main(argv: list[str] | None = None) -> int:
     revoke.add_argument("key_id", help="the id that 'list' shows")
     keys_parser.set_defaults(handler=command_keys)
 
-    # Intermixed, so that options may stand between the folder and run.sh's arguments.
-    arguments = parser.parse_intermixed_args(argv)
+    # Options may stand between the folder and run.sh's arguments, which argparse leaves
+    # over after the positional list; they belong to run.sh. (parse_intermixed_args
+    # would do this, but Python 3.11 rejects it for a parser with subcommands.)
+    arguments, extra = parser.parse_known_args(argv)
+    if extra and arguments.command != "submit":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        arguments.args = [*arguments.args, *extra]
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -26,16 +26,26 @@ def test_id_matches_documented_layout() -> None:
     assert environment_id(SOURCE, VERSION, NIX_PATH) == expected
 
 
-def test_id_ignores_whitespace_edits() -> None:
-    variants = [
-        SOURCE.replace("\n", "\r\n"),
-        SOURCE.replace("\n", "\r"),
-        SOURCE.replace("\n", "   \n") + "\t",
-        "\n\n  \n" + SOURCE + "\n\n\n",
-    ]
+def test_id_ignores_outer_whitespace() -> None:
+    variants = [SOURCE + "\t", "\n\n  \n" + SOURCE + "\n\n\n", "\r\n" + SOURCE + "\r\n"]
     expected = environment_id(SOURCE, VERSION, NIX_PATH)
     for variant in variants:
         assert environment_id(variant, VERSION, NIX_PATH) == expected, repr(variant)
+
+
+def test_id_keeps_whitespace_that_nix_reads() -> None:
+    # Each of these can change what Nix makes of the text, inside an indented string
+    # or as an invalid token, so sharing an id with SOURCE would let one submission
+    # poison another's cached environment.
+    expected = environment_id(SOURCE, VERSION, NIX_PATH)
+    variants = [
+        SOURCE.replace("\n", "   \n", 1),
+        SOURCE.replace("\n", "\r\n"),
+        SOURCE.replace("\n", "\u00a0\n", 1),
+        SOURCE.replace("\n", "\x1f\n", 1),
+    ]
+    for variant in variants:
+        assert environment_id(variant, VERSION, NIX_PATH) != expected, repr(variant)
 
 
 def test_id_keeps_indentation_and_inner_blank_lines() -> None:
@@ -58,5 +68,6 @@ def test_id_fields_do_not_run_together() -> None:
     assert environment_id("b", "a", "") != environment_id("", "a", "b")
 
 
-def test_normalise_strips_outer_blank_lines_and_trailing_space() -> None:
-    assert normalise_cutor_nix("\r\n  \nfoo  \r\n\n  bar\t\n\n") == "foo\n\n  bar"
+def test_normalise_strips_only_outer_ascii_whitespace() -> None:
+    assert normalise_cutor_nix("\r\n  \nfoo  \r\n\n  bar\t\n\n") == "foo  \r\n\n  bar"
+    assert normalise_cutor_nix("\u00a0x\u00a0") == "\u00a0x\u00a0"

@@ -9,19 +9,14 @@ ID_FORMAT = "cutor-nix-environment-v1"
 
 
 def normalise_cutor_nix(cutor_nix: str) -> str:
-    """Normalise cutor.nix text so that whitespace-only edits keep the same id.
+    """Normalise cutor.nix text by dropping ASCII whitespace before and after the expression.
 
-    Newlines become ``\\n``, trailing whitespace is removed from every line, and blank
-    lines at the start and end are dropped. Indentation and inner blank lines are kept,
-    because they can matter inside Nix's indented strings.
+    Nothing inside is touched: two texts with the same id share one cached environment,
+    so they must mean the same to Nix. Trailing spaces inside an indented string, a
+    carriage return, or a Unicode space such as U+00A0 (which Nix rejects as a token) can
+    change what a text means, so each of those gives a different id.
     """
-    text = cutor_nix.replace("\r\n", "\n").replace("\r", "\n")
-    lines = [line.rstrip() for line in text.split("\n")]
-    while lines and not lines[0]:
-        lines.pop(0)
-    while lines and not lines[-1]:
-        lines.pop()
-    return "\n".join(lines)
+    return cutor_nix.strip(" \t\r\n")
 
 
 def environment_id(cutor_nix: str, nix_version: str, nix_path: str) -> str:

@@ -97,7 +97,16 @@ class Sandbox:
     def run_phase(
         self, argv: list[str], env: dict[str, str], stdin: bytes, limits: PhaseLimits
     ) -> PhaseReport:
-        self._apply_cgroup_limits(limits)
+        if not self._apply_cgroup_limits(limits):
+            message = (
+                f"cutor: the phase did not start: memory already in use in the container "
+                f"(files left in /work, /tmp or /dev/shm by the previous phase) exceeds "
+                f"this phase's memory limit of {limits.memory} bytes\n"
+            )
+            return PhaseReport(
+                stdout=b"", stderr=message.encode(), time=0.0, cpu_time=0.0, memory=None,
+                exit_code=None, signal=None, limit_exceeded=LimitName.MEMORY,
+            )
         streams = protocol.PhaseStreams(limit=limits.output)
         command = {
             "op": "phase", "argv": argv, "env": env, "cwd": WORK_DIR,
@@ -123,26 +132,34 @@ class Sandbox:
             raise SandboxError(f"supervisor failed to run the phase: {result['error']}")
         return _report_from_result(result, streams)
 
-    def _apply_cgroup_limits(self, limits: PhaseLimits) -> None:
+    def _apply_cgroup_limits(self, limits: PhaseLimits) -> bool:
+        """Set the container's cgroup limits to the phase's; return False if the memory
+        in use already exceeds the phase's memory limit."""
         wanted = (limits.memory, pids_limit(self.spec.runtime, limits.processes))
         if wanted == self._current:
-            return
+            return True
         if self.spec.runtime == "runsc":
             # NOTE: runsc (gVisor 2022-12) rejects `docker update`, so under gVisor a
             # phase runs with the largest memory and process limits of the container's
             # phases. Remove this branch when runsc supports updating resources.
-            return
+            return True
         memory, pids = wanted
         completed = subprocess.run(
             ["docker", "update", "--memory", str(memory), "--memory-swap", str(memory),
              "--pids-limit", str(pids), self.name],
             capture_output=True, check=False,
         )
+        error = completed.stderr.decode(errors="replace")
+        # The kernel refuses a memory limit below the cgroup's current usage, which
+        # tmpfs files of the previous phase count towards: the program's doing.
+        if completed.returncode != 0 and "current usage" in error:
+            logger.info("container %s: memory in use exceeds the next phase's limit: %s",
+                        self.name, error.strip())
+            return False
         if completed.returncode != 0:
-            raise SandboxError(
-                f"docker update of {self.name} failed: {completed.stderr.decode(errors='replace')}"
-            )
+            raise SandboxError(f"docker update of {self.name} failed: {error}")
         self._current = wanted
+        return True
 
     def _send(self, data: bytes) -> None:
         stdin = self.process.stdin
