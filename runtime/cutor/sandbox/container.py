@@ -252,9 +252,10 @@ def _exceeded_limit(result: dict[str, Any]) -> LimitName | None:
     # The supervisor names the limit it enforced itself; the kernel's counters name
     # the limits that the cgroup and the tmpfs enforce.
     enforced = result.get("limit_exceeded")
-    # A program whose forks failed at the process limit often retries until the wall
-    # limit stops it; the process limit is the cause to report.
-    if enforced == LimitName.WALL_TIME.value and result.get("pids_max"):
+    # A program whose forks failed at the process limit often retries (bash does, busily)
+    # until the wall or CPU limit stops it; the process limit is the cause to report.
+    timed_out = enforced in (LimitName.WALL_TIME.value, LimitName.CPU_TIME.value)
+    if timed_out and result.get("pids_max"):
         return LimitName.PROCESSES
     if enforced:
         return LimitName(enforced)
