@@ -7,6 +7,7 @@ collide with a stack that `make up` started.
 from __future__ import annotations
 
 import secrets
+import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from cutor.settings import Settings
 from cutor.storage import ObjectStore
 from starlette.testclient import TestClient
 
+TEST_GCROOTS_PARENT = Path("/nix/var/nix/gcroots/cutor")
 FINAL = {"FINISHED", "DEPENDENCIES_FAILED", "COMPILE_FAILED", "INTERNAL_ERROR"}
 
 
@@ -50,6 +52,12 @@ class Stack:
     """MinIO, the runner and the API of one test session, sharing one bucket."""
 
     def __init__(self, state_dir: Path, runtime: str, **overrides: Any) -> None:
+        # A GC roots folder of its own, removed at stop, so that test runs leave no
+        # environment rooted in the shared folder; callers may pass their own.
+        self.own_roots: Path | None = None
+        if "nix_gcroots_dir" not in overrides:
+            self.own_roots = TEST_GCROOTS_PARENT / f"tests-{secrets.token_hex(6)}"
+            overrides["nix_gcroots_dir"] = self.own_roots
         self.minio = MinioServer(state_dir, free_address())
         ensure_credentials(self.minio.credentials_path)
         self.settings = make_settings(
@@ -67,6 +75,8 @@ class Stack:
     def stop(self) -> None:
         self.runner.stop()
         self.minio.stop()
+        if self.own_roots is not None:
+            shutil.rmtree(self.own_roots, ignore_errors=True)
 
     def submit(self, body: dict[str, Any]) -> str:
         response = self.client.post("/submissions", json=body)
