@@ -1,8 +1,8 @@
 """API keys: stored hashed in the bucket, with per-key limits on concurrency and rate.
 
-A key reads ``cutor_<id>_<secret>``. Only the SHA-256 of the secret is stored: the secret
-is 32 random bytes, so a fast hash is enough (no password-style stretching is needed for
-a value nobody can guess). Clients send it as ``Authorization: Bearer <key>``.
+A key reads ``cutor_<id>_<secret>``. Only the SHA-256 of the secret is stored. The secret
+is 32 random bytes, so a fast hash is enough: password-style stretching protects values
+that can be guessed, and these cannot. Clients send it as ``Authorization: Bearer <key>``.
 """
 
 from __future__ import annotations

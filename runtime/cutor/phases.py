@@ -23,7 +23,7 @@ MAX_INLINE_SCRIPT_BYTES = 100 * 1024
 
 
 def phase_environment(record: SubmissionRecord, runtime: str = "runc") -> dict[str, str]:
-    """The environment a phase starts with: a sane base, then the client's variables."""
+    """Build the environment a phase starts with: a fixed base, then the client's variables."""
     return {
         "PATH": BASE_PATH,
         "LANG": "C.UTF-8",
