@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from cutor import keys
 from cutor.cache_builder import CacheBuilder
-from cutor.events import parse_records
-
-logger = logging.getLogger(__name__)
+from cutor.events import routed_records
 
 
 def handle(event: dict[str, Any], builder: CacheBuilder) -> None:
-    for record in parse_records(event):
-        routed = keys.route(record.key) if record.is_created else None
-        if routed is not None and routed[0] is keys.Route.BUILD_REQUESTED:
-            builder.on_build_requested(routed[1])
+    for route, environment_id in routed_records(event):
+        if route is keys.Route.BUILD_REQUESTED:
+            builder.on_build_requested(environment_id)

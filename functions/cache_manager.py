@@ -1,4 +1,4 @@
-"""The cache manager function: takes S3 event records of created listing and deletion requests."""
+"""The cache manager function: takes S3 event records of listing and deletion requests."""
 
 from __future__ import annotations
 
@@ -6,15 +6,11 @@ from typing import Any
 
 from cutor import keys
 from cutor.cache_manager import CacheManager
-from cutor.events import parse_records
+from cutor.events import routed_records
 
 
 def handle(event: dict[str, Any], manager: CacheManager) -> None:
-    for record in parse_records(event):
-        routed = keys.route(record.key) if record.is_created else None
-        if routed is None:
-            continue
-        route, request_id = routed
+    for route, request_id in routed_records(event):
         if route is keys.Route.LISTING_REQUESTED:
             manager.on_listing_requested(request_id)
         elif route is keys.Route.DELETION_REQUESTED:

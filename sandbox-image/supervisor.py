@@ -16,7 +16,7 @@ Usage: supervisor.py SANDBOX_UID SUPERVISOR_UID, both non-zero and different.
 The host drives it over the container's stdin with one JSON command per line:
   {"op": "files", "root": "/work", "files": [{"name", "data" (base64), "mode"}]}
   {"op": "phase", "argv": [...], "env": {...}, "stdin": base64, "limits": {...}}
-It answers on the container's stdout with frames: one kind byte, a 4-byte big-endian
+It replies on the container's stdout with frames: one kind byte, a 4-byte big-endian
 length, then the payload. b"O" and b"E" carry the phase's stdout and stderr bytes as
 produced; b"R" carries the JSON result of a command. Submission processes never hold the
 container's stdout, so they cannot forge a frame. It exits when stdin reaches EOF, and

@@ -24,7 +24,7 @@ wait_for() {
     shift 2
     local deadline=$((SECONDS + seconds))
     until "$@" >/dev/null 2>&1; do
-        [ $SECONDS -lt $deadline ] || die "$name did not answer within ${seconds}s"
+        [ $SECONDS -lt $deadline ] || die "$name did not respond within ${seconds}s"
         sleep 0.5
     done
 }

@@ -11,7 +11,7 @@ if [ -f "$PID_FILE" ] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
     pid=$(cat "$PID_FILE")
     log "stopping the stack (pid $pid); running submissions finish first"
     kill "$pid"
-    # The longest a submission may run is the maximum wall time of compile and run.
+    # A running submission may take up to the maximum wall times of compile and run.
     deadline=$((SECONDS + 660))
     while kill -0 "$pid" 2>/dev/null; do
         [ $SECONDS -lt $deadline ] || die "the stack (pid $pid) did not stop within 660s"

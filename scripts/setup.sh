@@ -26,7 +26,7 @@ install_debian_packages() {
     log "installing Debian packages: ${missing[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-        || die "apt-get install ${missing[*]} failed; check that the Debian mirror in /etc/apt/sources.list* answers"
+        || die "apt-get install ${missing[*]} failed; check that the Debian mirror in /etc/apt/sources.list* responds"
 }
 
 configure_docker() {
@@ -134,7 +134,7 @@ build_minio() {
     log "building MinIO $MINIO_MODULE_VERSION from source (takes several minutes on the first run)"
     mkdir -p "$bin_dir"
     GOBIN="$bin_dir" GOFLAGS=-buildvcs=false go install "github.com/minio/minio@$MINIO_MODULE_VERSION" \
-        || die "go install github.com/minio/minio@$MINIO_MODULE_VERSION failed; check that the Go module proxy ($(go env GOPROXY)) answers"
+        || die "go install github.com/minio/minio@$MINIO_MODULE_VERSION failed; check that the Go module proxy ($(go env GOPROXY)) responds"
     echo "$MINIO_MODULE_VERSION" >"$stamp"
 }
 
@@ -150,7 +150,7 @@ install_python() {
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --upgrade pip
     "$venv/bin/pip" install --quiet -e "$ROOT[dev]" \
-        || die "pip install failed; check that PyPI answers"
+        || die "pip install failed; check that PyPI responds"
     echo "$digest" >"$stamp"
 }
 

@@ -33,7 +33,7 @@ else
             tail -n 20 "$LOG_FILE" >&2
             die "the stack exited during start; the lines above are the end of $LOG_FILE"
         fi
-        [ $SECONDS -lt $deadline ] || die "the Cutor API at $API_URL did not answer within 120s; see $LOG_FILE"
+        [ $SECONDS -lt $deadline ] || die "the Cutor API at $API_URL did not respond within 120s; see $LOG_FILE"
         sleep 0.5
     done
 fi

@@ -53,7 +53,7 @@ class Stack:
 
     def __init__(self, state_dir: Path, runtime: str, **overrides: Any) -> None:
         # A GC roots folder of its own, removed at stop, so that test runs leave no
-        # environment rooted in the shared folder; callers may pass their own.
+        # environment rooted in the shared folder. Callers may pass their own.
         self.own_roots: Path | None = None
         if "nix_gcroots_dir" not in overrides:
             self.own_roots = TEST_GCROOTS_PARENT / f"tests-{secrets.token_hex(6)}"

@@ -32,7 +32,7 @@ class BuildRequest(BaseModel):
     cutor_nix: str
     limits: PhaseLimits
     requested_at: datetime
-    # A new generation asks for a rebuild, after a cached failure expired.
+    # A new generation requests a rebuild, after a cached failure expired.
     generation: int = 1
 
 
@@ -46,8 +46,8 @@ class BuildResult(BaseModel):
     finished_at: datetime
     # Set when the platform failed rather than the cutor.nix.
     platform_error: str | None = None
-    # The limits the build ran under; a failure at a limit says nothing about a
-    # request that allows more.
+    # The limits the build ran under. A failure at a limit does not apply to a request
+    # that allows more.
     limits: PhaseLimits | None = None
 
     def failure_applies_to(self, limits: PhaseLimits) -> bool:

@@ -1,7 +1,7 @@
 """The cache builder: realises a requested environment with Nix and writes the build result.
 
 One build per environment: a lease on the environment's lock object lets one worker
-build while the others return, and the result's generation tells a late duplicate event
+build while the others return, and the result's generation shows a late duplicate event
 that the work is done. The result is written before the lock is released, so a worker
 that gets the lock afterwards always sees it.
 """

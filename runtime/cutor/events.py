@@ -7,11 +7,13 @@ decoded here once.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from cutor import keys
 from cutor.errors import CutorError
 
 
@@ -74,6 +76,14 @@ def parse_records(event: dict[str, Any]) -> list[S3EventRecord]:
         )
         for record in notification.Records
     ]
+
+
+def routed_records(event: dict[str, Any]) -> Iterator[tuple[keys.Route, str]]:
+    """Yield the step and id of each created object in an event that starts a step."""
+    for record in parse_records(event):
+        routed = keys.route(record.key) if record.is_created else None
+        if routed is not None:
+            yield routed
 
 
 def make_event(bucket: str, key: str, event_name: str = "s3:ObjectCreated:Put") -> dict[str, Any]:

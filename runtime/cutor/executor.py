@@ -1,9 +1,10 @@
 """The executor: moves a submission from PENDING to a final status.
 
-It runs twice per submission with a cutor.nix: when the submission is created (it asks
-the cache builder for the environment, unless the cache has it) and when the build result
-arrives (it runs the phases). Every entry is idempotent: events arrive at least once, and
-a claim with a lease makes sure one worker at a time runs a submission.
+It runs twice per submission with a cutor.nix: when the submission is created (it
+requests the environment from the cache builder, unless the cache has it) and when the
+build result arrives (it runs the phases). Every entry is idempotent, because events
+arrive at least once, and a claim with a lease makes sure one worker at a time runs a
+submission.
 
 A submission waits for a build through a waiting marker that names the build generation
 it needs. The marker is written before the build result is read again, and the result
@@ -14,16 +15,16 @@ seen by the listing or sees the result itself.
 from __future__ import annotations
 
 import logging
-import subprocess
 from collections.abc import Callable
 from datetime import timedelta
-from functools import cache, partial
+from functools import partial
 
 from cutor import builds, keys, leases, usage
 from cutor.builds import BuildRequest, BuildResult
 from cutor.errors import CutorError, PreconditionFailed, SandboxError, StorageError
 from cutor.models import PhaseResult, Status, SubmissionRecord, utc_now
 from cutor.nix import Environment, environment_id
+from cutor.nix.client import nix_version
 from cutor.phases import PhaseRunner
 from cutor.settings import Settings
 from cutor.storage import ObjectStore
@@ -34,20 +35,6 @@ logger = logging.getLogger(__name__)
 # Seconds after which a submission with a state but no request object is failed: the API
 # writes both within milliseconds, so by then the request will never come.
 INCOMPLETE_GRACE_SECONDS = 60.0
-
-
-@cache
-def nix_version() -> str:
-    try:
-        completed = subprocess.run(
-            ["nix", "--version"], capture_output=True, text=True, check=True, timeout=30
-        )
-    except (OSError, subprocess.SubprocessError) as error:
-        message = f"cannot read the Nix version ('nix --version' failed: {error})"
-        raise CutorError(message) from error
-    # "nix (Nix) 2.8.0" -> "2.8.0", as check_nix returns it: the cache builder hashes that
-    # into the environment id, and both sides must compute the same id.
-    return completed.stdout.split()[-1]
 
 
 def environment_id_of(record: SubmissionRecord, settings: Settings) -> str | None:

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 from cutor.errors import NixError
-from cutor.executor import nix_version
 from cutor.nix import check_nix, environment_id
+from cutor.nix.client import nix_version
 
 from tests.conftest import Stack
 

@@ -6,6 +6,7 @@ import os
 import pwd
 import shutil
 import subprocess
+from functools import cache
 
 from cutor.errors import NixError
 
@@ -57,7 +58,7 @@ def check_nix(store_uri: str = STORE_URI) -> str:
     Raise NixError, naming what to install or start, when it does not.
     """
     nix = find_binary("nix")
-    version = _run_check([nix, "--version"], "nix --version")
+    version = nix_version()
     env = own_client_env()
     _run_check(
         [nix, "--extra-experimental-features", "nix-command", "store", "ping",
@@ -66,8 +67,15 @@ def check_nix(store_uri: str = STORE_URI) -> str:
         env=env,
         advice="start nix-daemon (scripts/setup.sh starts it)",
     )
+    return version
+
+
+@cache
+def nix_version() -> str:
+    """Return the installed Nix version, such as "2.8.0", which environment ids include."""
+    output = _run_check([find_binary("nix"), "--version"], "nix --version")
     # "nix (Nix) 2.8.0" -> "2.8.0"
-    return version.split()[-1]
+    return output.split()[-1]
 
 
 def _run_check(

@@ -1,8 +1,8 @@
 """One sandbox: a fresh Docker container that runs a submission's phases, then is deleted.
 
-The container's PID 1 is the supervisor from the sandbox image; this module starts the
-container with the Docker CLI, sends it the submission's files and one command per
-phase, reads back the framed output, and removes the container whatever happens.
+The container's PID 1 is the supervisor from the sandbox image. This module starts the
+container with the Docker CLI and sends it the submission's files and one command per
+phase. It reads back the framed output and removes the container however the run ends.
 """
 
 from __future__ import annotations
@@ -253,7 +253,7 @@ def _exceeded_limit(result: dict[str, Any]) -> LimitName | None:
     # the limits that the cgroup and the tmpfs enforce.
     enforced = result.get("limit_exceeded")
     # A program whose forks failed at the process limit often retries (bash does, busily)
-    # until the wall or CPU limit stops it; the process limit is the cause to report.
+    # until the wall or CPU limit stops it, so the process limit is the cause to report.
     timed_out = enforced in (LimitName.WALL_TIME.value, LimitName.CPU_TIME.value)
     if timed_out and result.get("pids_max"):
         return LimitName.PROCESSES

@@ -51,7 +51,7 @@ RUNSC_ENVIRONMENT = {
 
 @dataclass
 class ContainerSpec:
-    """What a sandbox container is created with; limits are the phase maxima."""
+    """The settings a sandbox container is created with; limits are the phase maxima."""
 
     submission_id: str
     image: str
